@@ -1,0 +1,105 @@
+"""Atomic file writes and safe model loading."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from arnkit.errors import ArnkitError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The temp file keeps the final suffix so writers that look at the extension (Keras, h5py) accept it.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix or ".tmp",
+                                   dir=path.parent)
+    except OSError as exc:
+        raise ArnkitError(
+            f"cannot write to {path.parent}: {exc.strerror}; choose a writable place with --workspace "
+            "or ARNKIT_WORKSPACE"
+        ) from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    return write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_model(model: Any, path: str | os.PathLike) -> Path:
+    """Save a Keras model as a `.keras` file, atomically."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ArnkitError(f"models are saved as .keras files, got {path.name}; use a path ending in .keras")
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return path
+
+
+def load_model(path: str | os.PathLike, *, custom_objects: dict | None = None) -> Any:
+    """Load a `.keras` model with `safe_mode=True`; refuse legacy HDF5, pickles and corrupt files."""
+    import keras
+
+    path = Path(path)
+    if not path.exists():
+        raise ArnkitError(f"model file not found: {path}; check the path or train one first")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(b"\x89HDF"):
+        raise ArnkitError(
+            f"{path.name} is a legacy HDF5 model file, which arnkit refuses (it can run arbitrary code); "
+            "re-save it as .keras with keras.Model.save"
+        )
+    if head[:1] == b"\x80" or path.suffix in {".pkl", ".pickle", ".pt", ".pth", ".joblib"}:
+        raise ArnkitError(
+            f"{path.name} looks like a pickle, which arnkit refuses (loading it can run arbitrary code); "
+            "export the model as a .keras file"
+        )
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ArnkitError(f"{path.name} is not a valid .keras model file; re-save it with keras.Model.save(path.keras)")
+    try:
+        return keras.saving.load_model(path, custom_objects=custom_objects, safe_mode=True, compile=False)
+    except Exception as exc:  # keras raises many types for a broken or hostile archive
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArnkitError(f"cannot load {path.name} safely ({first[:200]}); re-export the model as .keras") from None
