@@ -1,0 +1,72 @@
+"""Attacks behind one interface (`arnkit.attacks.base.Attack`) and a registry keyed by the paper's names.
+
+    from arnkit import attacks
+    attack = attacks.make("pgd_n", dataset="mnist")          # paper defaults for MNIST
+    result = attack(model, x, y, seed=0)
+
+The CLI's `--attack` choices and the parametrized tests both come from `REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from arnkit.errors import ArnkitError
+
+
+@dataclass(frozen=True)
+class AttackEntry:
+    key: str
+    module: str  # arnkit.attacks.<module>
+    cls: str
+    fixed: dict[str, Any] = field(default_factory=dict)  # arguments that define this registry entry
+    description: str = ""
+
+    def attack_class(self):
+        return getattr(importlib.import_module(f"arnkit.attacks.{self.module}"), self.cls)
+
+
+_ENTRIES = [
+    AttackEntry("fgsm", "pgd", "FGSM", {}, "FGSM, L-inf, untargeted"),
+    AttackEntry("pgd_n", "pgd", "PGD", {"targeted": False}, "PGD, L-inf, untargeted (Madry et al. 2018)"),
+    AttackEntry("pgd_t", "pgd", "PGD", {"targeted": True}, "PGD, L-inf, targeted (seeded random target)"),
+    AttackEntry("cw_n", "cw", "CarliniWagnerL2", {"targeted": False}, "Carlini-Wagner L2, untargeted"),
+    AttackEntry("ddn_n", "ddn", "DDN", {"targeted": False}, "Decoupled Direction and Norm L2 (Rony et al. 2019)"),
+    AttackEntry("jsma_t", "jsma", "JSMA", {"targeted": True}, "Jacobian saliency map L0, targeted (Papernot 2016)"),
+    AttackEntry("aa_n", "autoattack", "AutoAttack", {}, "AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square"),
+    AttackEntry("sta_n", "stadv", "STA", {"targeted": False}, "spatial transform attack / stAdv, untargeted"),
+    AttackEntry("sta_t", "stadv", "STA", {"targeted": True}, "spatial transform attack / stAdv, targeted"),
+    AttackEntry("fwa_n", "fwa", "FWA", {"targeted": False}, "Faster Wasserstein attack, untargeted (Wu et al. 2020)"),
+    AttackEntry("rp2", "rp2", "RP2", {"mask": "octagon"}, "RP2 masked perturbation with EOT (Eykholt 2018)"),
+    AttackEntry("ap1", "rp2", "RP2", {"mask": "ap1"}, "RP2 sticker patch, mask 1"),
+    AttackEntry("ap2", "rp2", "RP2", {"mask": "ap2"}, "RP2 sticker patch, mask 2"),
+    AttackEntry("ap3", "rp2", "RP2", {"mask": "ap3"}, "RP2 sticker patch, mask 3"),
+    AttackEntry("roa", "roa", "ROA", {}, "rectangular occlusion attack (Wu et al. 2020b)"),
+]
+
+REGISTRY: dict[str, AttackEntry] = {entry.key: entry for entry in _ENTRIES}
+
+
+def get(key: str) -> AttackEntry:
+    try:
+        return REGISTRY[key.lower()]
+    except KeyError:
+        raise ArnkitError(f"unknown attack '{key}'; known attacks: {', '.join(REGISTRY)}") from None
+
+
+def make(key: str, *, dataset: str | None = None, **overrides: Any):
+    """Build registry attack `key` with the paper defaults for `dataset`, then `overrides`."""
+    entry = get(key)
+    cls = entry.attack_class()
+    params = dict(cls.dataset_defaults.get(dataset, {})) if dataset else {}
+    params.update(entry.fixed)
+    params.update(overrides)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ArnkitError(f"bad parameter for attack '{key}': {exc}") from None
+
+
+__all__ = ["REGISTRY", "AttackEntry", "get", "make"]

@@ -1,0 +1,172 @@
+"""The attack contract (after Foolbox 3): one `__call__` validates, batches, clips and scores; each attack
+implements only `run`. TensorFlow-only module.
+
+    attack = PGD(eps=0.3, steps=40)
+    result = attack(model, x, y, seed=0)     # model: images in [0,1] -> logits
+    result.x_adv, result.success
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+
+from arnkit.errors import ArnkitError
+
+DISTANCES = ("linf", "l2", "l0", "spatial", "wasserstein", "patch")
+
+
+@dataclass
+class AttackResult:
+    """Adversarial images plus per-example outcome. Arrays are numpy, aligned with the inputs."""
+
+    x_adv: np.ndarray
+    success: np.ndarray  # bool: misclassified (untargeted) or classified as `target` (targeted)
+    pred: np.ndarray  # the model's label on x_adv
+    target: np.ndarray | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float:
+        return float(np.mean(self.success)) if len(self.success) else 0.0
+
+
+def norms(x: np.ndarray, x_adv: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-example L-inf, L2 and L0 (pixels changed by more than 1e-6, over all channels) distances."""
+    delta = (np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)).reshape(len(x), -1)
+    return {
+        "linf": np.abs(delta).max(axis=1) if delta.size else np.zeros(len(x)),
+        "l2": np.sqrt((delta**2).sum(axis=1)),
+        "l0": (np.abs(delta) > 1e-6).sum(axis=1).astype(np.float64),
+    }
+
+
+def validate_inputs(x: Any, y: Any, *, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Check shape, range, finiteness and labels; return float32 NHWC images and int64 labels (copies)."""
+    x = np.array(x, dtype=np.float32, copy=True)
+    y = np.array(y, copy=True)
+    if x.ndim != 4:
+        raise ArnkitError(f"images must be a 4-D NHWC batch, got shape {x.shape}; add a batch/channel axis")
+    if not np.all(np.isfinite(x)):
+        raise ArnkitError("images contain NaN or Inf; clean the input before attacking")
+    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+        raise ArnkitError(
+            f"images must be in [0,1], got range [{x.min():.3g}, {x.max():.3g}]; divide uint8 images by 255"
+        )
+    if y.ndim != 1 or len(y) != len(x):
+        raise ArnkitError(f"labels must have shape ({len(x)},) to match the images, got {y.shape}")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.equal(np.mod(y, 1), 0)):
+            raise ArnkitError("labels must be integer class indices")
+    y = y.astype(np.int64)
+    if num_classes is not None and y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ArnkitError(f"labels must be in [0, {num_classes}), got [{y.min()}, {y.max()}]")
+    return x, y
+
+
+def random_targets(y: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
+    """A seeded random target per example that differs from its true label."""
+    if num_classes < 2:
+        raise ArnkitError("a targeted attack needs at least 2 classes: no target differs from the true label")
+    rng = np.random.default_rng(seed)
+    offset = rng.integers(1, num_classes, size=len(y))
+    return ((y + offset) % num_classes).astype(np.int64)
+
+
+def num_classes_of(model: Any, x_probe: np.ndarray) -> int:
+    shape = getattr(model, "output_shape", None)
+    if isinstance(shape, tuple) and shape and isinstance(shape[-1], int):
+        return int(shape[-1])
+    return int(model(x_probe[:1]).shape[-1])
+
+
+class Attack:
+    """Base class. Subclasses set the class attributes and implement `run`.
+
+    `run(model, x, y, target)` gets one batch as tf tensors (target is None for untargeted attacks) and
+    returns the adversarial batch; the base class clips it to [0,1] and scores it.
+    """
+
+    name: ClassVar[str] = "attack"
+    distance: ClassVar[str] = "linf"
+    targeted_by_default: ClassVar[bool] = False
+    has_eps: ClassVar[bool] = True
+    # Defaults in paper units per dataset; `Attack.for_dataset(name)` applies them.
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, *, targeted: bool | None = None, batch_size: int = 256) -> None:
+        self.targeted = self.targeted_by_default if targeted is None else bool(targeted)
+        if batch_size < 1:
+            raise ArnkitError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def for_dataset(cls, dataset: str, **overrides: Any) -> Attack:
+        params = dict(cls.dataset_defaults.get(dataset, {}))
+        params.update(overrides)
+        return cls(**params)
+
+    # -- introspection ---------------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments as set on this instance (used for provenance and __repr__)."""
+        out = {}
+        for cls in type(self).__mro__:
+            if cls is object:
+                continue
+            for pname in inspect.signature(cls.__init__).parameters:
+                if pname in ("self", "args", "kwargs") or pname in out:
+                    continue
+                if hasattr(self, pname):
+                    value = getattr(self, pname)
+                    out[pname] = value.item() if isinstance(value, np.generic) else value
+        return out
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params().items()))
+        return f"{type(self).__name__}({args})"
+
+    # -- the contract ----------------------------------------------------------------------------------
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+        raise NotImplementedError
+
+    def project(self, x: tf.Tensor, x_adv: tf.Tensor) -> tf.Tensor:
+        """Enforce the threat model after `run` (default: L-inf ball when the attack has `eps`)."""
+        if self.distance == "linf" and self.has_eps and hasattr(self, "eps"):
+            x_adv = tf.clip_by_value(x_adv, x - self.eps, x + self.eps)
+        return x_adv
+
+    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0) -> AttackResult:
+        x_np, y_np = validate_inputs(x, y)
+        n_classes = num_classes_of(model, x_np) if len(x_np) else 0
+        if y_np.size and y_np.max() >= n_classes:
+            raise ArnkitError(f"labels go up to {y_np.max()} but the model has {n_classes} outputs")
+        t_np = None
+        if self.targeted:
+            if target is None:
+                t_np = random_targets(y_np, n_classes, seed)
+            else:
+                t_np = np.asarray(target, dtype=np.int64).reshape(-1)
+                if t_np.shape != y_np.shape:
+                    raise ArnkitError(f"targets must have shape {y_np.shape}, got {t_np.shape}")
+                if np.any(t_np == y_np):
+                    raise ArnkitError("some targets equal the true label; a targeted attack needs a different class")
+        tf.random.set_seed(seed)
+        self._seed = int(seed)
+        outs, preds = [], []
+        for start in range(0, len(x_np), self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            xb = tf.constant(x_np[sl])
+            yb = tf.constant(y_np[sl])
+            tb = None if t_np is None else tf.constant(t_np[sl])
+            adv = tf.convert_to_tensor(self.run(model, xb, yb, tb), dtype=tf.float32)
+            adv = tf.clip_by_value(self.project(xb, adv), 0.0, 1.0)
+            outs.append(adv.numpy())
+            preds.append(np.argmax(np.asarray(model(adv, training=False)), axis=-1))
+        x_adv = np.concatenate(outs) if outs else x_np.copy()
+        pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+        success = (pred == t_np) if self.targeted else (pred != y_np)
+        return AttackResult(x_adv=x_adv, success=success, pred=pred, target=t_np, params=self.params())
