@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny models and data so the suite runs in minutes on 2 CPU cores."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def synthetic_data():
+    from arnkit import data
+
+    x_train, y_train, meta = data.load_arrays("synthetic", "train")
+    x_test, y_test, _ = data.load_arrays("synthetic", "test")
+    return x_train, y_train, x_test, y_test, meta
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(synthetic_data):
+    """A small LeNet trained to ~100% clean accuracy on the synthetic set (logits out)."""
+    import keras
+
+    from arnkit.models import build
+
+    x_train, y_train, x_test, y_test, meta = synthetic_data
+    keras.utils.set_random_seed(0)
+    model = build("lenet", meta.shape, meta.num_classes, width=8, hidden=32)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=4, batch_size=64, verbose=0)
+    acc = float(np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test))
+    assert acc > 0.95, f"tiny classifier failed to learn the synthetic set: {acc}"
+    return model
+
+
+@pytest.fixture(scope="session")
+def mnist_tiny():
+    """A small slice of real MNIST and a small LeNet trained on 4k images (~95% accuracy)."""
+    import keras
+
+    from arnkit import data
+    from arnkit.models import build
+
+    x_train, y_train, meta = data.load_arrays("mnist", "train", limit=4000)
+    x_test, y_test, _ = data.load_arrays("mnist", "test", limit=200)
+    keras.utils.set_random_seed(0)
+    model = build("lenet", meta.shape, meta.num_classes, width=8, hidden=64)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x_train, y_train, epochs=3, batch_size=64, verbose=0)
+    return model, x_test, y_test
