@@ -5,6 +5,12 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+PRESETS: dict[str, dict] = {
+    "paper": {"width": 32, "hidden": 200},
+    "cpu": {"width": 32, "hidden": 200},
+    "tiny": {"width": 4, "hidden": 16},
+}
+
 
 def lenet(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int = 10, *, width: int = 32,
           hidden: int = 200, name: str = "lenet") -> keras.Model:

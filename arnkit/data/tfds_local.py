@@ -1,0 +1,68 @@
+"""Offline access to TFDS datasets already prepared on local disk.
+
+Finding a prepared dataset is a plain file-system check (no `tensorflow_datasets` import, no network), so
+`availability()` answers in milliseconds. Reading goes through `tfds.builder_from_directory`, which takes the
+features and splits from the folder's own `dataset_info.json` and never downloads anything.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from arnkit.errors import ArnkitError
+
+_VERSION_DIR = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def prepared_dir(data_dir: str | Path, name: str) -> Path | None:
+    """The newest `<data_dir>/<name>/<x.y.z>/` holding a `dataset_info.json`, else None.
+
+    TFDS writes `dataset_info.json` last and builds in an `incomplete.*` folder that it renames on success,
+    so a version folder with that file is a finished dataset.
+    """
+    root = Path(data_dir) / name
+    try:
+        versions = [p for p in root.iterdir() if _VERSION_DIR.match(p.name) and (p / "dataset_info.json").is_file()]
+    except OSError:  # missing, not a folder, unreadable: not prepared
+        return None
+    return max(versions, key=lambda p: tuple(int(part) for part in p.name.split(".")), default=None)
+
+
+def manual_dir(data_dir: str | Path) -> Path:
+    """Where TFDS looks for manually downloaded files by default: `<data_dir>/downloads/manual`."""
+    return Path(data_dir) / "downloads" / "manual"
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def read_split(builder_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images float32 [0,1] NHWC, labels int64) of one split of a prepared dataset folder, offline."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder_from_directory(builder_dir)
+    except Exception as exc:  # tfds raises many types for a damaged folder
+        raise ArnkitError(
+            f"cannot read the prepared dataset in {builder_dir} ({first_line(exc)}); delete that folder and prepare it again"
+        ) from None
+    if split not in builder.info.splits:
+        raise ArnkitError(
+            f"{builder_dir} has no '{split}' split (it has {', '.join(builder.info.splits)}); "
+            "delete that folder and prepare it again"
+        )
+    try:
+        arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
+    except Exception as exc:
+        raise ArnkitError(
+            f"cannot read the '{split}' split in {builder_dir} ({first_line(exc)}); delete that folder and prepare it again"
+        ) from None
+    images = np.asarray(arrays["image"])
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ArnkitError(f"{builder_dir} holds images of shape {images.shape} {images.dtype}, expected uint8 NHWC")
+    return images.astype(np.float32) / 255.0, np.asarray(arrays["label"]).astype(np.int64)

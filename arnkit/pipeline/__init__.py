@@ -1,0 +1,1 @@
+"""Orchestration: config-free defaults, workspace caching, one function per CLI command."""

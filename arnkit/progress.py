@@ -1,0 +1,42 @@
+"""A progress-callback protocol the CLI fills in (arnkit itself never imports rich)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Progress(Protocol):
+    def start(self, task: str, total: int | None) -> None: ...
+
+    def advance(self, amount: int = 1, **info: float) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NullProgress:
+    def start(self, task: str, total: int | None) -> None:
+        pass
+
+    def advance(self, amount: int = 1, **info: float) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def keras_callback(progress: Progress, task: str, total_steps: int):
+    """A keras Callback that forwards batch ends to `progress`."""
+    import keras
+
+    class _Forward(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            progress.start(task, total_steps)
+
+        def on_train_batch_end(self, batch, logs=None):
+            numeric = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+            progress.advance(1, **numeric)
+
+        def on_train_end(self, logs=None):
+            progress.finish()
+
+    return _Forward()

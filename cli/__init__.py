@@ -1,0 +1,1 @@
+"""The `arnkit` command line (installed as the package `arnkit_cli`)."""
