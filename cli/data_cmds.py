@@ -34,7 +34,7 @@ def datasets(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
 @data_app.command("import")
 @handle_errors
 def import_data(
-    dataset: Annotated[str, typer.Argument(help="Dataset to import: cifar10.")],
+    name: Annotated[str, typer.Argument(help="Dataset to import: cifar10.")],
     path: Annotated[Path, typer.Argument(help="The archive you already have, e.g. cifar-10-python.tar.gz.")],
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
@@ -42,8 +42,8 @@ def import_data(
     """Import a dataset archive you already have, so it loads offline."""
     from arnkit.pipeline.datasets import import_dataset
 
-    result = import_dataset(dataset, path, workspace=workspace)
+    result = import_dataset(name, path, workspace=workspace)
     if json_out:
         emit_json(result)
     else:
-        stderr.print(f"imported {dataset}: {result}")
+        stderr.print(f"imported {name}: {result}")
