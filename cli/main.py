@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import typer
 
 import arnkit
-from arnkit_cli import data_cmds, target_cmds
+from arnkit_cli import attack_cmds, data_cmds, target_cmds
 from arnkit_cli.common import STATE
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ def root(
 
 data_cmds.register(app)
 target_cmds.register(app)
+attack_cmds.register(app)
 
 
 def main() -> None:

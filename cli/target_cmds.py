@@ -6,8 +6,16 @@ from typing import Annotated
 
 import typer
 
-from arnkit_cli.common import (JsonOpt, RichProgress, SeedOpt, WorkspaceOpt, emit_json, handle_errors, stderr,
-                               table)
+from arnkit_cli.common import (
+    JsonOpt,
+    RichProgress,
+    SeedOpt,
+    WorkspaceOpt,
+    emit_json,
+    handle_errors,
+    stderr,
+    table,
+)
 
 target_app = typer.Typer(help="Target classifiers (the models the defense protects).", no_args_is_help=True)
 

@@ -139,7 +139,9 @@ class Attack:
             x_adv = tf.clip_by_value(x_adv, x - self.eps, x + self.eps)
         return x_adv
 
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0) -> AttackResult:
+    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0,
+                 on_batch: Any = None) -> AttackResult:
+        """Attack `model` (images in [0,1] -> logits) on (x, y); `on_batch(n)` is told after each batch."""
         x_np, y_np = validate_inputs(x, y)
         n_classes = num_classes_of(model, x_np) if len(x_np) else 0
         if y_np.size and y_np.max() >= n_classes:
@@ -166,6 +168,8 @@ class Attack:
             adv = tf.clip_by_value(self.project(xb, adv), 0.0, 1.0)
             outs.append(adv.numpy())
             preds.append(np.argmax(np.asarray(model(adv, training=False)), axis=-1))
+            if on_batch is not None:
+                on_batch(int(xb.shape[0]))
         x_adv = np.concatenate(outs) if outs else x_np.copy()
         pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
         success = (pred == t_np) if self.targeted else (pred != y_np)
