@@ -1,26 +1,125 @@
-"""LISA traffic signs (placeholder until the TFDS builder lands)."""
+"""LISA US traffic signs (Mogelmose et al. 2012), 16 classes, 32x32 RGB, as in the ARN paper (Section 4.1).
+
+The paper follows DOA (Wu et al. 2020b, "Defending Against Physically Realizable Attacks on Image
+Classification", tongwu2020/phattacks) and RP2 / LISA-CNN (Eykholt et al. 2018): "16 best quality signs with
+3,509 training images and 1,148 test images". The classes are RP2's 17 (`lisa-cnn-attack/mapping.txt` in
+evtimovi/robust_physical_perturbations) minus `speedLimitUrdbl`. That dropped class is confirmed from DOA's
+prepared data (phattacks commit cb1f365, `sign/LISA/{train,val}/<k>/`): its class folders are RP2's indices
+0..16 without 12 (= speedLimitUrdbl), and they hold exactly 3,509 train and 1,148 val images.
+Labels here are RP2's order with speedLimitUrdbl removed (stop is 12, yield is 15); note that DOA's PyTorch
+models use torchvision ImageFolder's string-sorted folder order ('0', '1', '10', ...), which differs.
+
+The data needs a manual download; put ONE of these into `<data_dir>/downloads/manual/` (TFDS's manual_dir):
+- the original archive `signDatabasePublicFramesOnly.zip`, or its extracted folder (with `allAnnotations.csv`);
+  each annotation whose tag is one of the 16 classes is cropped to its bounding box and resized to 32x32
+  (PIL bilinear with antialiasing). Split: per class, annotations sorted by (frame, box) are permuted with
+  `numpy.random.default_rng([SPLIT_SEED, label])` and the first round(n * 1148/4657) (~24.7%, the paper's
+  ratio) go to test. Deterministic, independent of the CSV's row order. Frames of one video track may fall
+  on both sides, as in a plain random split; the counts differ from the paper's, whose exact filtering is
+  not published as code.
+- DOA's prepared release (the "Data&Model" asset of tongwu2020/phattacks): the folder `LISA/` with
+  `train/<k>/*.png` and `val/<k>/*.png` (k = RP2 class index), or `LISA.zip` of it. Its train/val split is
+  kept as train/test, which is exactly the paper's 3,509 / 1,148; its 64x64 crops are resized to 32x32.
+When both are present, DOA's release wins (it reproduces the paper's split).
+The TFDS builder (`arnkit.data.lisa_builder.ArnkitLisa`, dataset `arnkit_lisa`) builds it offline on first
+load and caches it in `<data_dir>/arnkit_lisa/`.
+
+Example:
+    >>> from arnkit import data
+    >>> x, y, info = data.load_arrays("lisa", "train")  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from arnkit.data.base import DatasetInfo
+from arnkit.data.tfds_local import manual_dir, prepared_dir, read_split
 from arnkit.errors import ArnkitError
 
-CLASS_NAMES: tuple[str, ...] = tuple(f"class{i}" for i in range(16))
+# RP2's LISA-CNN label list (mapping.txt), index = RP2 label = DOA class-folder name.
+RP2_CLASS_NAMES: tuple[str, ...] = (
+    "addedLane", "keepRight", "laneEnds", "merge", "pedestrianCrossing", "school", "schoolSpeedLimit25",
+    "signalAhead", "speedLimit25", "speedLimit30", "speedLimit35", "speedLimit45", "speedLimitUrdbl", "stop",
+    "stopAhead", "turnRight", "yield",
+)
+DROPPED_CLASS = "speedLimitUrdbl"
+CLASS_NAMES: tuple[str, ...] = tuple(name for name in RP2_CLASS_NAMES if name != DROPPED_CLASS)
+
+BUILDER_NAME = "arnkit_lisa"
+ORIGINAL_ZIP = "signDatabasePublicFramesOnly.zip"
+ORIGINAL_FOLDER = "signDatabasePublicFramesOnly"
+ANNOTATIONS = "allAnnotations.csv"
+DOA_FOLDER = "LISA"
+DOA_ZIP = "LISA.zip"
+SPLIT_SEED = 0
+TEST_FRACTION = 1148 / (3509 + 1148)
+
+MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
+Put ONE of these into the manual_dir (by default <data_dir>/downloads/manual/):
+* `{ORIGINAL_ZIP}`, the original LISA traffic sign archive (http://cvrr.ucsd.edu/LISA/lisa-traffic-sign-dataset.html),
+  or its extracted folder `{ORIGINAL_FOLDER}/` containing `{ANNOTATIONS}`;
+* DOA's prepared data (https://github.com/tongwu2020/phattacks/releases/tag/Data%26Model): the folder
+  `{DOA_FOLDER}/` with `train/` and `val/` inside, or `{DOA_ZIP}` of that folder.
+"""
+
+
+@dataclass(frozen=True)
+class LisaFiles:
+    """Which manual download was found: kind 'doa' or 'original', in a folder or a zip."""
+
+    kind: str
+    path: Path
+
+    @property
+    def is_zip(self) -> bool:
+        return self.path.suffix.lower() == ".zip"
+
+
+def find_lisa_files(manual: Path) -> LisaFiles | None:
+    """Locate a usable manual download by name only (fast: no file is opened)."""
+    manual = Path(manual)
+    for root in (manual / DOA_FOLDER, manual):
+        if (root / "train").is_dir() and (root / "val").is_dir():
+            return LisaFiles("doa", root)
+    if (manual / DOA_ZIP).is_file():
+        return LisaFiles("doa", manual / DOA_ZIP)
+    for root in (manual / ORIGINAL_FOLDER, manual):
+        if (root / ANNOTATIONS).is_file():
+            return LisaFiles("original", root)
+    if (manual / ORIGINAL_ZIP).is_file():
+        return LisaFiles("original", manual / ORIGINAL_ZIP)
+    return None
+
+
+def missing_message(data_dir: Path) -> str:
+    return (
+        f"LISA is not prepared in {data_dir}: put {ORIGINAL_ZIP} (the original LISA traffic-sign archive) or DOA's "
+        f"prepared '{DOA_FOLDER}' folder (train/, val/) into {manual_dir(data_dir)}; it is then built offline on first load"
+    )
 
 
 class LisaSource:
     info = DatasetInfo(
         name="lisa", shape=(32, 32, 3), num_classes=16, class_names=CLASS_NAMES, eps=8 / 255,
         eps_raised=0.05, split_sizes={"train": 3509, "test": 1148}, default_model="lisa_cnn",
-        description="LISA traffic signs, 16 classes, 32x32 (manual download)",
+        description="LISA traffic signs, 16 classes, 32x32 (manual download; sizes are the paper's / DOA's)",
     )
 
     def availability(self, data_dir: Path) -> str | None:
-        return f"LISA needs a manual download into {data_dir / 'downloads' / 'manual'}"
+        if prepared_dir(data_dir, BUILDER_NAME) is not None or find_lisa_files(manual_dir(data_dir)) is not None:
+            return None
+        return missing_message(data_dir)
 
     def load_arrays(self, split: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-        raise ArnkitError(self.availability(data_dir))
+        builder_dir = prepared_dir(data_dir, BUILDER_NAME)
+        if builder_dir is None:
+            if find_lisa_files(manual_dir(data_dir)) is None:
+                raise ArnkitError(missing_message(data_dir))
+            from arnkit.data.lisa_builder import build_lisa
+
+            builder_dir = build_lisa(data_dir)
+        return read_split(builder_dir, split)
