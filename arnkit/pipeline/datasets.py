@@ -33,4 +33,5 @@ def import_dataset(dataset: str, path: str | Path, *, workspace: str | Path | No
                           "LISA is built from its manual download (see `arnkit datasets`)")
     from arnkit.data.importers import import_cifar10
 
-    return import_cifar10(Path(path), data_dir)
+    folder = import_cifar10(Path(path), data_dir)
+    return {"dataset": "cifar10", "path": str(folder)}
