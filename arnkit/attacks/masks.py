@@ -9,13 +9,13 @@ assumed to fill the (cropped) image as in LISA. The octagon holds the pixels who
 | name    | shape                                                                  | design | 32x32  | 28x28  |
 |---------|------------------------------------------------------------------------|--------|--------|--------|
 | octagon | regular octagon, inradius 0.9: the full-sign "subliminal poster"        | 67.1%  | 65.6%  | 67.9%  |
-| ap1     | two horizontal bars 1.0 x 0.24 above and below the centre ("love/hate") | 12.0%  | 12.5%  | 14.3%  |
-| ap2     | four rectangles 0.4 x 0.36 in a 2x2 layout ("abstract art" stickers)    | 4x3.6% | 4x3.5% | 4x3.8% |
-| ap3     | one square 0.6 x 0.6, centred horizontally, below the centre            | 9.0%   | 8.8%   | 9.2%   |
+| ap1     | two horizontal bars 1.0 x 0.24 above and below the centre ("love/hate") | 12.0%  | 12.5%  | 10.7%  |
+| ap2     | four rectangles 0.4 x 0.36, two each side of the centre ("abstract art") | 4x3.6% | 4x3.5% | 4x3.8% |
+| ap3     | one square 0.6 x 0.6, centred horizontally, below the centre            | 9.0%   | 9.8%   | 8.2%   |
 
 Sizes are in normalized units (the image is 2 x 2). Every sticker mask (ap1-ap3) lies inside the octagon.
-Rectangle edges are rounded to the pixel grid (each side at least one pixel), so the pixel fractions move by
-a few tenths of the design value with the resolution; `MASK_FRACTIONS` holds the design values.
+Rectangle corners and side lengths are rounded to the pixel grid (each side at least one pixel), so the pixel
+fractions move by up to a fifth of the design value with the resolution; `MASK_FRACTIONS` holds the design values.
 
     from arnkit.attacks.masks import make_mask
     m = make_mask("ap2", (32, 32))          # float32 (32, 32, 1), values 0 or 1
@@ -40,10 +40,10 @@ MASK_FRACTIONS: dict[str, float] = {
 # Rectangles as (u_min, u_max, v_min, v_max) in normalized coordinates.
 _AP1_BARS = ((-0.5, 0.5, -0.62, -0.38), (-0.5, 0.5, 0.38, 0.62))
 _AP2_RECTS = (
-    (-0.5, -0.1, -0.66, -0.3),
-    (0.1, 0.5, -0.66, -0.3),
-    (-0.5, -0.1, 0.3, 0.66),
-    (0.1, 0.5, 0.3, 0.66),
+    (-0.75, -0.35, -0.46, -0.1),
+    (0.35, 0.75, -0.46, -0.1),
+    (-0.75, -0.35, 0.1, 0.46),
+    (0.35, 0.75, 0.1, 0.46),
 )
 _AP3_SQUARE = ((-0.3, 0.3, 0.1, 0.7),)
 
@@ -66,8 +66,10 @@ def _rectangles(rects: tuple[tuple[float, float, float, float], ...]) -> Callabl
         inside = np.zeros((height, width), bool)
         for u0, u1, v0, v1 in rects:
             c0, r0 = _edge(u0, width), _edge(v0, height)
-            # at least one pixel per side, so every sticker survives small resolutions
-            c1, r1 = max(c0 + 1, _edge(u1, width)), max(r0 + 1, _edge(v1, height))
+            # Round the size, not the far edge, so equal sizes stay equal (a square stays square); at least
+            # one pixel per side, so every sticker survives small resolutions.
+            c1 = c0 + max(1, _edge(u1 - u0 - 1.0, width))
+            r1 = r0 + max(1, _edge(v1 - v0 - 1.0, height))
             inside[r0:r1, c0:c1] = True
         return inside
 

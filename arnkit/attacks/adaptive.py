@@ -1,0 +1,120 @@
+"""Building blocks for adaptive attacks on pre-processing defenses. TensorFlow-only module.
+
+A defense here is anything that maps [0,1] images to [0,1] images: a Keras layer or model, or a plain callable
+on tensors (a `tf.round` quantizer, a `tf.numpy_function` filter). Each wrapper below is a Keras model from
+images to logits, so every registry attack runs through it unchanged:
+
+    from arnkit import attacks
+    from arnkit.attacks.adaptive import BPDA, EOT, compose
+    attacks.make("pgd_n", dataset="mnist")(compose(defense, clf), x, y)       # white-box through the defense
+    attacks.make("pgd_n", dataset="mnist")(BPDA(defense, clf), x, y)          # defense treated as identity
+    attacks.make("pgd_n", dataset="mnist")(EOT(compose(noisy, clf), samples=30), x, y)
+
+- `compose` (end-to-end white box): forward and gradient of classifier(defense(x)). A non-differentiable
+  defense gives zero or missing gradients: the gradient masking that BPDA and EOT get around.
+- `BPDA` (Athalye, Carlini & Wagner, "Obfuscated Gradients Give a False Sense of Security", ICML 2018,
+  arXiv:1802.00420): forward classifier(defense(x)); backward through classifier(g(x)) where g is the
+  identity by default (their straight-through case) or a differentiable approximation `backward` of the
+  defense. Built as g(x) + stop_gradient(defense(x) - g(x)): the value is defense(x), the gradient g's.
+- `EOT` (Athalye et al., "Synthesizing Robust Adversarial Examples", ICML 2018, arXiv:1707.07397): for a
+  randomized pipeline, the output is the MEAN OF THE LOGITS over `samples` independent draws, so the
+  gradient of any loss that is linear in the logits (margin, CW, DLR numerators) is exactly the mean of the
+  per-draw gradients, and for cross-entropy it is the gradient at the averaged logits. The predicted class is
+  that of the averaged logits too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from arnkit.errors import ArnkitError
+
+Transform = Callable[..., Any]
+
+
+def _apply(fn: Transform, x: tf.Tensor, training: bool | None) -> tf.Tensor:
+    """Call a Keras layer with `training`, a plain callable without it; restore x's static shape."""
+    out = fn(x, training=training) if isinstance(fn, keras.layers.Layer) else fn(x)
+    out = tf.convert_to_tensor(out, dtype=x.dtype)
+    # tf.numpy_function loses the static shape, which the classifier's first layer needs
+    return tf.ensure_shape(out, x.shape) if out.shape.rank is None or not out.shape.is_fully_defined() else out
+
+
+def _check_callable(name: str, value: Any) -> None:
+    if not callable(value):
+        raise ArnkitError(f"{name} must be a Keras layer/model or a callable on image tensors, got {type(value)}")
+
+
+class ComposedModel(keras.Model):
+    """classifier(defense(x)), differentiated end to end."""
+
+    def __init__(self, defense: Transform, classifier: Transform, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _check_callable("defense", defense)
+        _check_callable("classifier", classifier)
+        self.defense = defense
+        self.classifier = classifier
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        return _apply(self.classifier, _apply(self.defense, x, training), training)
+
+
+def compose(defense: Transform, classifier: Transform) -> keras.Model:
+    """A model x -> classifier(defense(x)) for white-box attacks through the defense."""
+    return ComposedModel(defense, classifier, name="composed")
+
+
+class BPDA(keras.Model):
+    """Forward classifier(defense(x)); gradient as if the defense were `backward` (default: the identity)."""
+
+    def __init__(self, defense: Transform, classifier: Transform, backward: Transform | None = None,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("name", "bpda")
+        super().__init__(**kwargs)
+        _check_callable("defense", defense)
+        _check_callable("classifier", classifier)
+        if backward is not None:
+            _check_callable("backward", backward)
+        self.defense = defense
+        self.classifier = classifier
+        self.backward = backward
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        forward = tf.stop_gradient(_apply(self.defense, x, training))
+        surrogate = x if self.backward is None else _apply(self.backward, x, training)
+        return _apply(self.classifier, surrogate + tf.stop_gradient(forward - surrogate), training)
+
+
+class EOT(keras.Model):
+    """Mean logits of `model` over `samples` random draws (expectation over transformation).
+
+    `parallel=True` stacks the draws into one batch of samples x N images (fast, but only independent if the
+    pipeline draws its randomness per image); `parallel=False` calls the model `samples` times (for pipelines
+    that draw one random value per call).
+    """
+
+    def __init__(self, model: Transform, samples: int = 30, *, parallel: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("name", "eot")
+        super().__init__(**kwargs)
+        _check_callable("model", model)
+        if int(samples) < 1:
+            raise ArnkitError(f"samples must be >= 1, got {samples}")
+        self.model = model
+        self.samples = int(samples)
+        self.parallel = bool(parallel)
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if self.parallel:
+            logits = _apply(self.model, tf.tile(x, [self.samples, 1, 1, 1]), training)
+            return tf.reduce_mean(tf.reshape(logits, [self.samples, tf.shape(x)[0], -1]), axis=0)
+        total = _apply(self.model, x, training)
+        for _ in range(self.samples - 1):
+            total += _apply(self.model, x, training)
+        return total / float(self.samples)
+
+
+__all__ = ["BPDA", "EOT", "ComposedModel", "compose"]
