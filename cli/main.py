@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TF's C++ layer logs benign grappler/oneDNN "errors" at level 2; real failures surface as exceptions.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import typer
 
 import arnkit
-from arnkit_cli import attack_cmds, data_cmds, target_cmds
+from arnkit_cli import attack_cmds, data_cmds, target_cmds, train_cmds
 from arnkit_cli.common import STATE
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ def root(
 data_cmds.register(app)
 target_cmds.register(app)
 attack_cmds.register(app)
+train_cmds.register(app)
 
 
 def main() -> None:

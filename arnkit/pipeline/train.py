@@ -1,0 +1,221 @@
+"""`arnkit train`: the config-free ARN run. Trains the target if missing, crafts the seen-attack pools if
+missing, trains ARN with periodic atomic checkpoints (resumable), exports the pre-processor, and reports
+clean and seen-attack error with and without the defense on held-out test images (gray-box)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import arnkit
+from arnkit import adversarial_store, data
+from arnkit import attacks as attack_registry
+from arnkit.errors import ArnkitError
+from arnkit.io import write_json_atomic
+from arnkit.progress import NullProgress, Progress
+from arnkit.workspace import Workspace
+
+DEFAULT_SEEN = {"mnist": ("pgd_n", "pgd_t"), "cifar10": ("pgd_n", "pgd_t"), "lisa": ("ap1", "ap2"),
+                "synthetic": ("fgsm", "pgd_n")}
+# Sized for 2 CPU cores: the pools cover the first N training images (0 = the whole split).
+DEFAULT_POOL = {"mnist": 10000, "cifar10": 10000, "lisa": 0, "synthetic": 256}
+DEFAULT_STEPS = {"mnist": 3000, "cifar10": 6000, "lisa": 3000, "synthetic": 20}
+DEFAULT_BATCH = 64
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def parse_seen(seen: str | list[str] | tuple[str, ...] | None, dataset: str) -> list[str]:
+    if seen is None:
+        keys = list(DEFAULT_SEEN.get(dataset, ("pgd_n", "pgd_t")))
+    elif isinstance(seen, str):
+        keys = [part.strip().lower() for part in seen.split(",") if part.strip()]
+    else:
+        keys = [str(k).lower() for k in seen]
+    if not keys:
+        raise ArnkitError("--seen needs at least 1 seen attack, e.g. --seen pgd_n,pgd_t")
+    for key in keys:
+        attack_registry.get(key)  # unknown -> ArnkitError listing the known ones
+    if len(set(keys)) != len(keys):
+        raise ArnkitError(f"--seen lists an attack twice: {','.join(keys)}")
+    return keys
+
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ArnkitError(f"unknown strategy '{name}'; choose one of: {', '.join(STRATEGIES)}")
+
+
+def seen_pools(dataset: str, seen: list[str], *, pool_size: int, seed: int, workspace: Path,
+               progress: Progress) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(x_adv (N, K, H, W, C), x_nat (N, H, W, C), pool paths): each seen attack crafted once over the first
+    `pool_size` training images against the target, cached as HDF5, aligned by dataset index."""
+    from arnkit.pipeline.attack import craft
+
+    x_train, _, meta = data.load_arrays(dataset, "train", data_dir=workspace / "data")
+    pools, paths, indices = [], [], None
+    for key in seen:
+        record = craft(dataset, key, split="train", limit=pool_size, seed=seed, workspace=workspace,
+                       progress=progress)
+        adv = adversarial_store.load(record["path"], dataset=dataset, target_fingerprint=record["target_fingerprint"])
+        if adv.x_adv.shape[1:] != tuple(meta.shape):
+            raise ArnkitError(f"pool {key} has images of shape {adv.x_adv.shape[1:]}, the dataset {meta.shape}; "
+                              "delete the pool file and rerun")
+        if indices is not None and not np.array_equal(indices, adv.indices):
+            raise ArnkitError(f"pool {key} covers other training images than {seen[0]}; use the same --pool-size")
+        indices = adv.indices
+        pools.append(adv.x_adv)
+        paths.append(record["path"])
+    return np.stack(pools, axis=1), x_train[indices], paths
+
+
+def train_defense(
+    dataset: str = "mnist",
+    seen: str | list[str] | None = None,
+    *,
+    steps: int | None = None,
+    width: str = "default",
+    objective: str = "paper",
+    batch_size: int = DEFAULT_BATCH,
+    pool_size: int | None = None,
+    ablate: tuple[str, ...] = (),
+    strategy: str = "default",
+    checkpoint_every: int = 250,
+    resume: bool = True,
+    eval_limit: int = 1000,
+    tensorboard: bool = False,
+    seed: int = 0,
+    workspace: str | Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train ARN on the dataset with the seen attacks; return the run record (paths, losses, errors)."""
+    import keras
+
+    from arnkit.defenses.arn import ARN, ARNConfig, export_preprocessor, save_defense, training_dataset
+    from arnkit.fingerprint import model_fingerprint
+    from arnkit.pipeline.target import ensure_target, evaluate_accuracy
+
+    progress = progress or NullProgress()
+    meta = data.info(dataset)
+    ws = Workspace.resolve(workspace)
+    keys = parse_seen(seen, meta.name)
+    n_steps = DEFAULT_STEPS.get(meta.name, 3000) if steps is None else int(steps)
+    if n_steps < 1:
+        raise ArnkitError(f"--steps must be >= 1, got {n_steps}")
+    pool = DEFAULT_POOL.get(meta.name, 0) if pool_size is None else int(pool_size)
+    eval_limit = min(int(eval_limit), meta.split_sizes.get("test", eval_limit)) if eval_limit else 0
+    unknown = set(ablate) - {"adv", "nor", "att"}
+    if unknown:
+        raise ArnkitError(f"--ablate takes adv, nor, att; got {', '.join(sorted(unknown))}")
+    config = ARNConfig.for_dataset(meta.name if meta.name != "synthetic" else "mnist", objective=objective,
+                                   preset=width, seed=seed, **{f"use_{term}": False for term in ablate})
+
+    target, target_record = ensure_target(meta.name, workspace=ws.root, progress=progress)
+    x_adv, x_nat, pool_paths = seen_pools(meta.name, keys, pool_size=pool, seed=seed, workspace=ws.root,
+                                          progress=progress)
+    spec = {"dataset": meta.name, "seen": keys, "steps": n_steps, "batch_size": batch_size, "pool": pool,
+            "config": config.to_dict(), "target": target_record.fingerprint, "seed": seed}
+    run_dir = ws.artifact("defenses", f"{meta.name}-arn-{'-'.join(keys)}", spec, "d")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run_dir / "checkpoint.npz"
+    defense_path = run_dir / "arn.keras"
+    record_path = run_dir / "record.json"
+    if defense_path.exists() and record_path.exists():
+        record = json.loads(record_path.read_text())
+        record["reused"] = True
+        return record
+
+    keras.utils.set_random_seed(seed)
+    dist = make_strategy(strategy)
+    with dist.scope():
+        arn = ARN(image_shape=meta.shape, num_attacks=len(keys), config=config)
+        arn.compile()
+    if resume and checkpoint.exists():
+        arn.restore_checkpoint(checkpoint)
+    start_step = arn.step
+    batches = training_dataset(x_adv, x_nat, batch_size=batch_size, seed=seed, drop_remainder=True).repeat()
+    callbacks = []
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+    from arnkit.progress import keras_callback
+
+    started = time.perf_counter()
+    progress.start(f"ARN on {meta.name} (seen {','.join(keys)})", n_steps)
+    progress.advance(start_step)
+    forward = keras_callback(_NoStartStop(progress), "", n_steps)
+    history: dict[str, float] = {}
+    step = start_step
+    while step < n_steps:
+        chunk = min(checkpoint_every, n_steps - step)
+        # skip(step): the batches an uninterrupted run would see next, also after --resume.
+        fit = arn.fit(batches.skip(step), epochs=1, steps_per_epoch=chunk, verbose=0, shuffle=False, callbacks=[forward, *callbacks])
+        history = {k: float(v[-1]) for k, v in fit.history.items()}
+        step = arn.step
+        arn.save_checkpoint(checkpoint)
+    progress.finish()
+    train_seconds = time.perf_counter() - started
+
+    preprocessor = export_preprocessor(arn)
+    save_defense(preprocessor, defense_path)
+    evaluation = evaluate_gray_box(meta.name, keys, target, preprocessor, limit=eval_limit, seed=seed,
+                                   workspace=ws.root, fingerprint=target_record.fingerprint, progress=progress)
+    record = {
+        "dataset": meta.name, "seen": keys, "steps": n_steps, "resumed_from": start_step, "width": width,
+        "objective": objective, "ablate": list(ablate), "strategy": strategy, "batch_size": batch_size,
+        "pool_size": int(len(x_nat)), "pools": pool_paths, "defense_path": str(defense_path),
+        "defense_fingerprint": model_fingerprint(preprocessor), "target_fingerprint": target_record.fingerprint,
+        "target_path": target_record.path, "config": config.to_dict(), "final_losses": history,
+        "train_seconds": round(train_seconds, 2), "seed": seed, "arnkit_version": arnkit.__version__,
+        "evaluation": evaluation, "reused": False,
+        "target_clean_error": 1.0 - evaluate_accuracy(target, *data.load_arrays(meta.name, "test", limit=eval_limit or None,
+                                                                               data_dir=ws.data_dir)[:2]),
+    }
+    write_json_atomic(record_path, record)
+    return record
+
+
+class _NoStartStop:
+    """Forward step advances to a progress bar that the caller opened (one bar across fit chunks)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def start(self, task: str, total: int | None) -> None:
+        pass
+
+    def advance(self, amount: int = 1, **info: float) -> None:
+        self.progress.advance(amount, **info)
+
+    def finish(self) -> None:
+        pass
+
+
+def evaluate_gray_box(dataset: str, attack_keys: list[str], target: Any, preprocessor: Any, *, limit: int,
+                      seed: int, workspace: Path, fingerprint: str, progress: Progress) -> dict[str, Any]:
+    """Error rates (%) of the target alone vs behind the defense, on clean test images and on adversarial
+    examples crafted against the target alone (the paper's main gray-box setting)."""
+    from arnkit.pipeline.attack import craft
+    from arnkit.pipeline.target import evaluate_accuracy
+
+    x, y, _ = data.load_arrays(dataset, "test", limit=limit or None, data_dir=workspace / "data")
+    restored = np.asarray(preprocessor.predict(x, batch_size=500, verbose=0))
+    rows = {"clean": {"none": 100 * (1 - evaluate_accuracy(target, x, y)),
+                      "arn": 100 * (1 - evaluate_accuracy(target, restored, y))}}
+    for key in attack_keys:
+        record = craft(dataset, key, split="test", limit=limit, seed=seed, workspace=workspace,
+                       progress=progress, model=target, fingerprint=fingerprint)
+        adv = adversarial_store.load(record["path"])
+        restored = np.asarray(preprocessor.predict(adv.x_adv, batch_size=500, verbose=0))
+        rows[key] = {"none": 100 * (1 - evaluate_accuracy(target, adv.x_adv, adv.labels)),
+                     "arn": 100 * (1 - evaluate_accuracy(target, restored, adv.labels))}
+    return rows
