@@ -20,7 +20,8 @@ images to logits, so every registry attack runs through it unchanged:
   randomized pipeline, the output is the MEAN OF THE LOGITS over `samples` independent draws, so the
   gradient of any loss that is linear in the logits (margin, CW, DLR numerators) is exactly the mean of the
   per-draw gradients, and for cross-entropy it is the gradient at the averaged logits. The predicted class is
-  that of the averaged logits too.
+  that of the averaged logits too. `training` is passed through unchanged and attacks call models with
+  training=False, so the randomness must be active at inference (Keras's GaussianNoise and Dropout are not).
 """
 
 from __future__ import annotations
