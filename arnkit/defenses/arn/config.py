@@ -1,0 +1,129 @@
+"""Training configuration of the ARN defense (Zhou et al., ICML 2021, Section 3.4 and 4.1).
+
+Two objectives are offered:
+
+- ``"paper"`` (default): Eq. 1-8 of the paper. Section 4.1 weights: MNIST lambda1 = 0.1, lambda2 = 0.01,
+  theta = 0.1; CIFAR-10 and LISA lambda1 = 100, lambda2 = 10, theta = 100; the MSE weight is 1.
+- ``"reference"``: what the authors' public code (dwDavidxd/ARN, MNIST only) optimises: a per-example VAE KL
+  summed over the pooled batch, binary cross-entropy discriminators with "natural" as an extra attack
+  class, a WGAN-GP penalty (weight 30) on the image discriminator, MSE weight 200, attack-invariance 0.5,
+  normalisation 1e-6, image-adversarial 0.01. The code ships one set of weights, used for every dataset.
+
+Example::
+
+    cfg = ARNConfig.for_dataset("mnist")                         # paper, MNIST weights
+    cfg = ARNConfig.for_dataset("cifar10", preset="reference")   # paper, CIFAR-10 weights, official widths
+    cfg = ARNConfig.for_dataset("mnist", objective="reference")  # the official code's objective
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from arnkit.errors import ArnkitError
+
+OBJECTIVES = ("paper", "reference")
+
+# Section 4.1: (lambda1, lambda2, theta) per dataset.
+PAPER_WEIGHTS: dict[str, tuple[float, float, float]] = {
+    "mnist": (0.1, 0.01, 0.1),
+    "synthetic": (0.1, 0.01, 0.1),  # the tiny 28x28x1 test set behaves like MNIST
+    "cifar10": (100.0, 10.0, 100.0),
+    "lisa": (100.0, 10.0, 100.0),
+}
+
+# dwDavidxd/ARN config/adver.yaml, mapped onto the paper's names.
+REFERENCE_WEIGHTS: dict[str, Any] = {
+    "lambda1": 0.5,  # attack_invariant
+    "lambda2": 1e-6,  # nor
+    "theta": 0.01,  # pix_adv
+    "mse_weight": 200.0,  # mse_for
+    "gp_weight": 30.0,  # gp
+    "include_natural": True,
+}
+
+
+@dataclass(frozen=True)
+class ARNConfig:
+    """Loss weights, ablation switches and optimiser settings of one ARN training run.
+
+    objective: "paper" (Eq. 1-8) or "reference" (the official code's losses, see the module docstring).
+    preset: width preset of the four networks (`arnkit.defenses.arn.networks.PRESETS`).
+    lambda1: weight of L_att in L_E (Eq. 7).  lambda2: weight of L_nor in L_E (Eq. 7).
+    theta: weight of L_adv in L_G (Eq. 8).  mse_weight: weight of L_mse in both (1 in the paper).
+    gp_weight: WGAN-GP penalty on the image discriminator (0 for the paper, 30 in the official code).
+    use_att / use_nor / use_adv: ablation switches (Section 4.3); False drops the term from L_E / L_G.
+    include_natural: also feed the natural images through E and G as one more "attack" domain
+        (an identity-reconstruction term, an extra D_A class and an extra L_nor distribution).
+        The paper's E sees adversarial examples only; the official code feeds natural ones too.
+        Default True: the deployed pre-processor also receives clean inputs, and training it to
+        reconstruct them keeps the clean error low (the NONE column of Table 1).
+    sample_latent: draw z = mu + sigma * eps while training (VAE style); mu is used at inference.
+    learning_rate, beta_1, beta_2: Adam settings shared by the four players (Section 4.1: 1e-4;
+        official code betas (0.5, 0.999)).
+    seed: seeds the latent noise and the gradient-penalty interpolation.
+    sync_batchnorm: synchronise BatchNorm statistics across replicas; None = only when the model is
+        built under a multi-replica tf.distribute strategy.
+    """
+
+    objective: str = "paper"
+    preset: str = "default"
+    lambda1: float = 0.1
+    lambda2: float = 0.01
+    theta: float = 0.1
+    mse_weight: float = 1.0
+    gp_weight: float = 0.0
+    use_att: bool = True
+    use_nor: bool = True
+    use_adv: bool = True
+    include_natural: bool = True
+    sample_latent: bool = True
+    learning_rate: float = 1e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    seed: int = 0
+    sync_batchnorm: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ArnkitError(f"unknown ARN objective '{self.objective}'; choose one of: {', '.join(OBJECTIVES)}")
+        from arnkit.defenses.arn.networks import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ArnkitError(f"unknown ARN width preset '{self.preset}'; choose one of: {', '.join(PRESETS)}")
+        for name in ("lambda1", "lambda2", "theta", "mse_weight", "gp_weight"):
+            value = getattr(self, name)
+            if not value >= 0:  # also rejects NaN
+                raise ArnkitError(f"ARN weight {name} must be >= 0, got {value}; pass a non-negative number")
+        if not self.learning_rate > 0:
+            raise ArnkitError(f"ARN learning_rate must be > 0, got {self.learning_rate}")
+
+    @classmethod
+    def for_dataset(cls, name: str, *, objective: str = "paper", **overrides: Any) -> ARNConfig:
+        """The paper's Section 4.1 weights for `name` (or the official code's weights for objective="reference")."""
+        key = name.lower().replace("-", "").replace("_", "")
+        if objective == "reference":
+            return cls(objective="reference", **{**REFERENCE_WEIGHTS, **overrides})
+        if key not in PAPER_WEIGHTS:
+            raise ArnkitError(
+                f"no ARN loss weights for dataset '{name}'; choose one of: {', '.join(PAPER_WEIGHTS)} "
+                "or pass lambda1/lambda2/theta yourself"
+            )
+        lambda1, lambda2, theta = PAPER_WEIGHTS[key]
+        return cls(**{"objective": objective, "lambda1": lambda1, "lambda2": lambda2, "theta": theta, **overrides})
+
+    def replace(self, **changes: Any) -> ARNConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ARNConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ArnkitError(f"unknown ARN config keys {unknown}; this file was written by a newer arnkit?")
+        return cls(**data)

@@ -1,0 +1,424 @@
+"""ARN training (Zhou et al., ICML 2021, Algorithm 1) as a Keras model with a custom `train_step`.
+
+TensorFlow only (GradientTape, tf.distribute, tf.data); the networks and the exported pre-processor are
+backend-agnostic (`networks.py`, `export.py`).
+
+Data. One batch is x_adv (B, K, H, W, C) -- each of B natural images with its K seen-attack versions,
+aligned, so the attack type of x_adv[:, k] is k -- and x_nat (B, H, W, C). Give `fit` a tf.data.Dataset of
+dicts {"adversarial": x_adv, "natural": x_nat} (`training_dataset` builds one); tuples
+(x_adv, x_nat) and ((x_adv, x_nat),) are accepted as well.
+
+Example::
+
+    arn = ARN(image_shape=(28, 28, 1), num_attacks=2, config=ARNConfig.for_dataset("mnist"))
+    arn.compile()                                   # four Adam(1e-4, 0.5, 0.999) optimizers
+    arn.fit(training_dataset(x_adv, x_nat, batch_size=64), epochs=5)
+    preprocessor = export_preprocessor(arn)         # x -> G(E(x)), in [0, 1]
+
+Distributed training: build and compile the model inside `strategy.scope()`; the per-replica losses are
+divided by `num_replicas_in_sync`, BatchNorm is synchronised across replicas and the latent noise is
+drawn for the global batch, so N replicas give the same weights as one device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from arnkit.defenses.arn import losses as L
+from arnkit.defenses.arn.config import ARNConfig
+from arnkit.defenses.arn.networks import build_networks
+from arnkit.errors import ArnkitError
+from arnkit.io import atomic_path
+
+LOSS_NAMES = ("e_loss", "g_loss", "da_loss", "di_loss", "mse", "att", "nor", "adv", "gp")
+CHECKPOINT_FORMAT = "arnkit-arn-checkpoint"
+CHECKPOINT_VERSION = 1
+PLAYERS = ("encoder", "decoder", "attack_discriminator", "image_discriminator")
+OPTIMIZERS = ("e_optimizer", "g_optimizer", "da_optimizer", "di_optimizer")
+
+
+def unpack_batch(data: Any) -> tuple[Any, Any]:
+    """(x_adv, x_nat) from a dict {"adversarial", "natural"}, a pair, or a pair wrapped as (x,) / (x, y, w)."""
+    if isinstance(data, dict):
+        try:
+            return data["adversarial"], data["natural"]
+        except KeyError:
+            raise ArnkitError(
+                f"an ARN batch dict needs keys 'adversarial' and 'natural', got {sorted(data)}"
+            ) from None
+    if isinstance(data, (tuple, list)):
+        if len(data) >= 1 and isinstance(data[0], (tuple, list, dict)):
+            return unpack_batch(data[0])
+        if len(data) == 2:
+            return data[0], data[1]
+    raise ArnkitError(
+        "an ARN batch must be {'adversarial': x_adv (B, K, H, W, C), 'natural': x_nat (B, H, W, C)}; "
+        "build the dataset with arnkit.defenses.arn.training_dataset"
+    )
+
+
+def training_dataset(x_adv, x_nat, *, batch_size: int = 64, shuffle: bool = True, seed: int = 0,
+                     drop_remainder: bool = False) -> tf.data.Dataset:
+    """A tf.data.Dataset of {"adversarial": (B, K, H, W, C), "natural": (B, H, W, C)} batches.
+
+    x_adv: an array (N, K, H, W, C) or a list of K arrays (N, H, W, C), aligned with x_nat (N, H, W, C).
+    """
+    if isinstance(x_adv, (list, tuple)):
+        x_adv = np.stack([np.asarray(a, dtype=np.float32) for a in x_adv], axis=1)
+    x_adv = np.asarray(x_adv, dtype=np.float32)
+    x_nat = np.asarray(x_nat, dtype=np.float32)
+    if x_adv.ndim != 5 or x_nat.ndim != 4 or x_adv.shape[0] != x_nat.shape[0] or x_adv.shape[2:] != x_nat.shape[1:]:
+        raise ArnkitError(
+            f"adversarial examples {x_adv.shape} and natural images {x_nat.shape} do not line up; expected "
+            "(N, K, H, W, C) and (N, H, W, C) with the same N, H, W, C"
+        )
+    ds = tf.data.Dataset.from_tensor_slices({"adversarial": x_adv, "natural": x_nat})
+    if shuffle:
+        ds = ds.shuffle(min(len(x_nat), 10_000), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+@keras.saving.register_keras_serializable(package="arnkit")
+class ARN(keras.Model):
+    """The adversarial noise removing network: E, G, D_A and D_I trained together (Algorithm 1).
+
+    image_shape: (H, W, C) of the images. num_attacks: K, the number of seen attack types.
+    config: an ARNConfig (or its dict); defaults to the paper's MNIST setting.
+    Calling the model maps images to restored images G(mu(x)) (inference, no sampling).
+    """
+
+    def __init__(self, *, image_shape=(28, 28, 1), num_attacks: int = 2, config: ARNConfig | dict | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if config is None:
+            config = ARNConfig()
+        elif isinstance(config, dict):
+            config = ARNConfig.from_dict(config)
+        if int(num_attacks) < 1 or (int(num_attacks) < 2 and not config.include_natural):
+            raise ArnkitError(
+                f"ARN needs at least 2 attack domains to tell apart, got num_attacks={num_attacks} "
+                f"with include_natural={config.include_natural}; add a seen attack or include natural images"
+            )
+        self.arn_config = config
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.num_attacks = int(num_attacks)
+        self.num_domains = self.num_attacks + int(config.include_natural)
+        sync = config.sync_batchnorm
+        if sync is None:
+            sync = tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
+        (self.encoder, self.decoder, self.attack_discriminator,
+         self.image_discriminator) = build_networks(self.image_shape, self.num_domains, config.preset,
+                                                    sync_batchnorm=bool(sync))
+        self.seed_generator = keras.random.SeedGenerator(config.seed, name="arn_seed")
+        self._trackers = [keras.metrics.Mean(name=name) for name in LOSS_NAMES]
+        self.built = True
+
+    # ------------------------------------------------------------------------------------------ keras ---
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "image_shape": list(self.image_shape),
+                "num_attacks": self.num_attacks, "config": self.arn_config.to_dict()}
+
+    def call(self, inputs, training=False):
+        mu, _ = self.encoder(inputs, training=training)
+        return self.decoder(mu, training=training)
+
+    @property
+    def metrics(self):
+        return list(self._trackers)
+
+    def compile(self, e_optimizer=None, g_optimizer=None, da_optimizer=None, di_optimizer=None, **kwargs):
+        """One optimizer per player (default Adam(config.learning_rate, config.beta_1, config.beta_2)).
+
+        Optimizers are created and built inside the model's distribution strategy scope; pass your own
+        only if they were created inside that scope too. Other kwargs go to keras.Model.compile
+        (jit_compile defaults to False: XLA was 3-5x slower for this step on CPUs).
+        """
+        kwargs.setdefault("optimizer", None)  # no shared optimizer: each player has its own
+        kwargs.setdefault("jit_compile", False)
+        super().compile(**kwargs)
+        cfg = self.arn_config
+        given = dict(zip(OPTIMIZERS, (e_optimizer, g_optimizer, da_optimizer, di_optimizer), strict=True))
+        with self.distribute_strategy.scope():
+            for (attr, optimizer), player in zip(given.items(), PLAYERS, strict=True):
+                if optimizer is None:
+                    optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate, beta_1=cfg.beta_1,
+                                                      beta_2=cfg.beta_2, name=attr)
+                optimizer.build(getattr(self, player).trainable_variables)
+                setattr(self, attr, optimizer)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15, TF backend) builds models symbolically before fit under a strategy, first averaging
+        # one batch across replicas; MultiWorkerMirroredStrategy cannot reduce a dict batch and fails.
+        # Nothing here needs that build: the networks are built in __init__, the optimizers in compile,
+        # and there is no compiled loss or metric.
+        return
+
+    @property
+    def step(self) -> int:
+        """Training steps taken so far (the encoder optimizer's iteration count)."""
+        return int(self.e_optimizer.iterations.numpy()) if hasattr(self, "e_optimizer") else 0
+
+    # ------------------------------------------------------------------------------------- training ---
+
+    def train_step(self, data):
+        # Algorithm 1 of the paper, one iteration:
+        # 1. Take the mini-batch: x_adv (B, K, ...) holds each natural image's K seen-attack versions,
+        #    x_nat (B, ...) the natural images (plus x_nat as domain K+1 when include_natural).
+        # 2. Forward the examples through E, sample z, and compute L_DA (Eq. 1), L_att (Eq. 2), L_nor (Eq. 3).
+        # 3. Forward z through G and compute L_mse (Eq. 4), L_adv (Eq. 6) and L_DI (Eq. 5).
+        # 4. Update E with L_E = L_mse + lambda1 L_att + lambda2 L_nor (Eq. 7) and G with
+        #    L_G = L_mse + theta L_adv (Eq. 8).
+        # 5. Update D_A with L_DA and D_I with L_DI. All four gradients come from the same forward pass
+        #    (simultaneous updates), so step 5 uses the losses computed in steps 2-3, as in Algorithm 1.
+        x_adv, x_nat = unpack_batch(data)                                              # 1
+        grads, values = self.compute_gradients(x_adv, x_nat)                          # 2, 3
+        for player, attr in zip(PLAYERS, OPTIMIZERS, strict=True):                     # 4 (E, G), 5 (D_A, D_I)
+            variables = getattr(self, player).trainable_variables
+            getattr(self, attr).apply_gradients(zip(grads[player], variables, strict=True))
+        for tracker in self._trackers:
+            tracker.update_state(values[tracker.name])
+        logs = {tracker.name: tracker.result() for tracker in self._trackers}
+        if _multi_worker(self.distribute_strategy):
+            # Keras averages multi-worker logs over axis 0, which a scalar does not have.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    def compute_gradients(self, x_adv, x_nat) -> tuple[dict[str, list], dict[str, Any]]:
+        """Gradients of each player's loss for its own weights, and the loss values, for one batch.
+
+        Under a strategy each replica's mean losses are divided by num_replicas_in_sync, so the summed
+        replica gradients equal the global-batch gradient.
+        """
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        with tf.GradientTape(persistent=True) as tape:
+            values = self._forward_losses(x_adv, x_nat)
+            cfg = self.arn_config
+            l_e = cfg.mse_weight * values["mse"]
+            if cfg.use_att:
+                l_e += cfg.lambda1 * values["att"]
+            if cfg.use_nor:
+                l_e += cfg.lambda2 * values["nor"]
+            l_g_adv = cfg.theta * values["adv"] if cfg.use_adv else tf.constant(0.0)
+            l_di = values["di"] + cfg.gp_weight * values["gp"]
+            values["e_loss"] = l_e
+            values["g_loss"] = cfg.mse_weight * values["mse"] + l_g_adv
+            values["da_loss"] = values["da"]
+            values["di_loss"] = l_di
+            # The targets must be formed inside the tape, or the tape cannot trace them back.
+            scale = 1.0 / replicas
+            e_target = l_e * scale
+            g_adv_target = l_g_adv * scale
+            d_target = (values["da"] + l_di) * scale
+        e_vars = self.encoder.trainable_variables
+        g_vars = self.decoder.trainable_variables
+        da_vars = self.attack_discriminator.trainable_variables
+        di_vars = self.image_discriminator.trainable_variables
+        # L_E does not depend on G's weights except through L_mse, so one backward pass gives dL_E/dE and
+        # dL_mse/dG; G then adds theta * dL_adv/dG (L_adv must not reach E: Eq. 7 has no L_adv).
+        e_and_g = _gradient(tape, e_target, e_vars + g_vars)
+        g_adv = _gradient(tape, g_adv_target, g_vars)
+        # L_DA depends on D_I's weights not at all and L_DI on D_A's not at all: one pass for both.
+        d_grads = _gradient(tape, d_target, da_vars + di_vars)
+        del tape
+        grads = {
+            "encoder": e_and_g[: len(e_vars)],
+            "decoder": [a + b for a, b in zip(e_and_g[len(e_vars):], g_adv, strict=True)],
+            "attack_discriminator": d_grads[: len(da_vars)],
+            "image_discriminator": d_grads[len(da_vars):],
+        }
+        reported = {name: values[name] for name in LOSS_NAMES}
+        return grads, reported
+
+    def _forward_losses(self, x_adv, x_nat) -> dict[str, Any]:
+        """Forward pass of steps 2-3 and every loss term (unweighted), per replica."""
+        cfg = self.arn_config
+        x_adv = tf.convert_to_tensor(x_adv, tf.float32)
+        x_nat = tf.convert_to_tensor(x_nat, tf.float32)
+        self._check_batch(x_adv, x_nat)
+        batch = tf.shape(x_nat)[0]
+        domains = tf.transpose(x_adv, [1, 0, 2, 3, 4])  # (K, B, H, W, C): domain-major
+        if cfg.include_natural:
+            domains = tf.concat([domains, x_nat[None]], axis=0)
+        x_in = tf.reshape(domains, (-1, *self.image_shape))  # (D*B, H, W, C)
+
+        def per_domain(t):  # (D*B, ...) -> (D, B, ...)
+            return tf.reshape(t, tf.concat([[self.num_domains, batch], tf.shape(t)[1:]], axis=0))
+
+        # Step 2: E, the reparameterised sample z, D_A.
+        mu, logvar = self.encoder(x_in, training=True)
+        if cfg.sample_latent:
+            z = mu + tf.exp(0.5 * logvar) * self._global_noise(batch, "normal", tf.shape(mu)[1:])
+        else:
+            z = mu
+        da_logits = per_domain(self.attack_discriminator(z, training=True))
+        # Step 3: G and D_I (natural images and all restored ones in one call).
+        restored = self.decoder(z, training=True)
+        di_logits = self.image_discriminator(tf.concat([x_nat, restored], axis=0), training=True)
+        real_logits, fake_logits = di_logits[:batch], per_domain(di_logits[batch:])
+        restored_k = per_domain(restored)
+
+        values: dict[str, Any] = {}
+        if cfg.objective == "paper":
+            values["da"] = L.l_da(da_logits)
+            values["att"] = L.l_att(da_logits)
+            values["nor"] = L.l_nor(per_domain(mu), per_domain(logvar) if cfg.sample_latent else None,
+                                    all_sum=self._all_sum())
+            values["mse"] = L.l_mse(restored_k, x_nat)
+            values["adv"] = L.l_adv(fake_logits)
+            values["di"] = L.l_di(real_logits, fake_logits)
+        else:
+            replicas = self.distribute_strategy.num_replicas_in_sync
+            values["da"] = L.l_da_bce(da_logits)
+            values["att"] = L.l_att_bce(da_logits)
+            # A sum over the batch, not a mean: scaled up here because compute_gradients divides by replicas.
+            values["nor"] = L.l_nor_reference(mu, logvar) * replicas
+            values["mse"] = L.l_mse_reference(restored_k, x_nat)
+            values["adv"] = L.l_adv_bce(fake_logits)
+            values["di"] = L.l_di_bce(real_logits, fake_logits)
+        if cfg.gp_weight > 0:
+            alpha = self._global_noise(batch, "uniform", tf.constant([], tf.int32))
+            values["gp"] = L.gradient_penalty(self.image_discriminator, x_in, tf.stop_gradient(restored), alpha)
+        else:
+            values["gp"] = tf.constant(0.0)
+        return values
+
+    def _check_batch(self, x_adv, x_nat) -> None:
+        adv_shape, nat_shape = tuple(x_adv.shape), tuple(x_nat.shape)
+        expected = (self.num_attacks, *self.image_shape)
+        if len(adv_shape) != 5 or adv_shape[1:] != expected or len(nat_shape) != 4 or nat_shape[1:] != self.image_shape:
+            raise ArnkitError(
+                f"ARN was built for {self.num_attacks} attacks on {self.image_shape} images: expected batches "
+                f"x_adv (B, {', '.join(map(str, expected))}) and x_nat (B, {', '.join(map(str, self.image_shape))}), "
+                f"got {adv_shape} and {nat_shape}"
+            )
+
+    def _global_noise(self, batch, kind: str, event_shape):
+        """Noise for this replica's rows of the *global* batch, laid out domain-major (D*B, *event_shape).
+
+        Every replica draws the same global tensor from the same seed and keeps its own slice, so the noise
+        an example gets does not depend on how many replicas share the batch.
+        """
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = self.seed_generator.next()
+        shape = tf.concat([[replicas * batch, self.num_domains], event_shape], axis=0)
+        draw = tf.random.stateless_normal if kind == "normal" else tf.random.stateless_uniform
+        noise = draw(shape, seed=seed)
+        mine = noise[replica_id * batch: (replica_id + 1) * batch]  # (B, D, ...)
+        rank = len(mine.shape)
+        mine = tf.transpose(mine, [1, 0, *range(2, rank)])  # (D, B, ...)
+        return tf.reshape(mine, tf.concat([[-1], event_shape], axis=0))
+
+    def _all_sum(self):
+        if self.distribute_strategy.num_replicas_in_sync == 1:
+            return None
+        context = tf.distribute.get_replica_context()
+        return lambda t: context.all_reduce(tf.distribute.ReduceOp.SUM, t)
+
+    # ---------------------------------------------------------------------------------- checkpoints ---
+
+    def save_checkpoint(self, path: str | os.PathLike) -> Path:
+        """Write weights, BatchNorm statistics, the four optimizer states, the step count and the RNG state
+        to one `.npz` file, atomically (a crash leaves the previous checkpoint intact)."""
+        self._require_compiled("save a checkpoint")
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {}
+        for group, variables in self._checkpoint_groups().items():
+            for i, variable in enumerate(variables):
+                arrays[f"{group}/{i:05d}"] = np.asarray(keras.ops.convert_to_numpy(variable.value))
+        meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "image_shape": list(self.image_shape),
+                "num_attacks": self.num_attacks, "config": self.arn_config.to_dict(), "step": self.step}
+        arrays["meta"] = np.array(json.dumps(meta))
+        with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+        return path
+
+    def restore_checkpoint(self, path: str | os.PathLike) -> ARN:
+        """Load a checkpoint written by `save_checkpoint` into this model (compiling it first if needed)."""
+        meta, arrays = read_checkpoint(path)
+        if tuple(meta["image_shape"]) != self.image_shape or meta["num_attacks"] != self.num_attacks:
+            raise ArnkitError(
+                f"checkpoint {Path(path).name} is for {meta['num_attacks']} attacks on {tuple(meta['image_shape'])} "
+                f"images, this ARN for {self.num_attacks} on {self.image_shape}; build the ARN to match "
+                "(ARN.from_checkpoint does)"
+            )
+        if not hasattr(self, "e_optimizer"):
+            self.compile()
+        for group, variables in self._checkpoint_groups().items():
+            stored = sorted(k for k in arrays if k.startswith(group + "/"))
+            if len(stored) != len(variables):
+                raise ArnkitError(
+                    f"checkpoint {Path(path).name} holds {len(stored)} {group} variables, this ARN has "
+                    f"{len(variables)}; it was made with another width preset or objective"
+                )
+            for key, variable in zip(stored, variables, strict=True):
+                value = arrays[key]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise ArnkitError(
+                        f"checkpoint {Path(path).name}: {group} variable {variable.path} has shape {value.shape}, "
+                        f"expected {tuple(variable.shape)}; it was made with another width preset"
+                    )
+                variable.assign(value.astype(variable.dtype))
+        return self
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike) -> ARN:
+        """A compiled ARN rebuilt from the checkpoint's own shape and config, with its state restored."""
+        meta, _ = read_checkpoint(path)
+        arn = cls(image_shape=meta["image_shape"], num_attacks=meta["num_attacks"],
+                  config=ARNConfig.from_dict(meta["config"]))
+        arn.compile()
+        return arn.restore_checkpoint(path)
+
+    def _checkpoint_groups(self) -> dict[str, list]:
+        groups = {player: list(getattr(self, player).weights) for player in PLAYERS}
+        for attr in OPTIMIZERS:
+            groups[attr] = list(getattr(self, attr).variables)
+        groups["seed_generator"] = [self.seed_generator.state]
+        return groups
+
+    def _require_compiled(self, action: str) -> None:
+        if not hasattr(self, "e_optimizer"):
+            raise ArnkitError(f"compile the ARN before you {action} (arn.compile())")
+
+
+def _multi_worker(strategy) -> bool:
+    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        in_multi_worker_mode and in_multi_worker_mode())
+
+
+def _gradient(tape, target, variables) -> list:
+    """tape.gradient with zeros for variables the target does not depend on (e.g. an ablated term)."""
+    grads = tape.gradient(target, variables)
+    return [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(grads, variables, strict=True)]
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """(metadata, arrays) of an ARN checkpoint; ArnkitError if it is missing, corrupt or not a checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        raise ArnkitError(f"ARN checkpoint not found: {path}; check the path")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise ArnkitError(
+            f"{path.name} is not a readable ARN checkpoint ({type(exc).__name__}); it may be truncated or "
+            "corrupt: resume from an earlier checkpoint or retrain"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise ArnkitError(f"{path.name} is not an ARN checkpoint; pass a file written by ARN.save_checkpoint")
+    if meta.get("version", 0) > CHECKPOINT_VERSION:
+        raise ArnkitError(f"{path.name} was written by a newer arnkit (format {meta['version']}); upgrade arnkit")
+    return meta, arrays
