@@ -18,7 +18,8 @@ batch_size. One restart from the clean point, as in AutoAttack's standard versio
     result = FABT(eps=0.3)(model, x, y, seed=0)     # untargeted overall: success = misclassified within eps
 
 With `targeted=True` it attacks the given (or seeded random) target only, and succeeds on hitting it.
-Examples with no adversarial point within eps come back unchanged.
+Examples with no adversarial point within eps come back unchanged. A batch stops iterating once each of its
+examples has an adversarial point within eps, so beyond eps this is not a minimum-norm search.
 """
 
 from __future__ import annotations
