@@ -52,28 +52,30 @@ def margin_loss(logits: tf.Tensor, labels: tf.Tensor, confidence: tf.Tensor, tar
     return label_logit - best_other + confidence
 
 
-@tf.function(reduce_retracing=True)
-def cw_search_step(model: Any, x: tf.Tensor, labels: tf.Tensor, const: tf.Tensor, confidence: tf.Tensor,
-                   learning_rate: tf.Tensor, steps: tf.Tensor, check_every: tf.Tensor, best_l2: tf.Tensor,
-                   best_adv: tf.Tensor, targeted: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """One binary-search step: Adam from w0 for up to `steps` iterations (fresh moments), stopping early when the
-    total loss has not dropped by 0.01% since the last check (`check_every` > 0). Returns the updated
-    (best_l2, best_adv) and whether each example succeeded during this step."""
-    w0 = tf.atanh((2.0 * x - 1.0) * _TANH_SHRINK)
-    modifier = tf.zeros_like(x)
-    first_moment = tf.zeros_like(x)
-    second_moment = tf.zeros_like(x)
-    found = tf.zeros(tf.shape(labels), tf.bool)
-    previous_loss = tf.constant(np.inf, tf.float32)
-    for i in tf.range(steps):
+# Adam iterations traced per graph (see STEPS_PER_GRAPH in pgd.py for why chunks and not a tf.while_loop).
+_MAX_STEPS_PER_GRAPH = 10
+
+
+@tf.function
+def _adam_steps(model: Any, x: tf.Tensor, w0: tf.Tensor, labels: tf.Tensor, const: tf.Tensor,
+                confidence: tf.Tensor, learning_rate: tf.Tensor, first_iteration: tf.Tensor, state: tuple,
+                n: int, targeted: bool) -> tuple[tuple, tf.Tensor]:
+    """`n` Adam iterations on the CW objective from `state`; returns the new state and the total loss of the
+    first of them (what abort-early compares)."""
+    modifier, first_moment, second_moment, best_l2, best_adv, found = state
+    first_loss = tf.constant(0.0)
+    for j in range(n):
         with tf.GradientTape() as tape:
             tape.watch(modifier)
             x_new = (tf.tanh(w0 + modifier) + 1.0) / 2.0
             logits = model(x_new, training=False)
             l2_squared = tf.reduce_sum(tf.square(x_new - x), axis=[1, 2, 3])
             margin = margin_loss(logits, labels, confidence, targeted)
-            loss = tf.reduce_sum(l2_squared + const * tf.maximum(margin, 0.0))
-        grad = tape.gradient(loss, modifier)
+            # Per-example losses: the tape sums them.
+            per_example_loss = l2_squared + const * tf.maximum(margin, 0.0)
+        grad = tape.gradient(per_example_loss, modifier)
+        if j == 0:
+            first_loss = tf.reduce_sum(per_example_loss)
 
         # Record successes of this iterate (the one the logits belong to) before moving.
         success = margin < 0.0
@@ -82,19 +84,48 @@ def cw_search_step(model: Any, x: tf.Tensor, labels: tf.Tensor, const: tf.Tensor
         best_adv = tf.where(improved[:, None, None, None], x_new, best_adv)
         found = tf.logical_or(found, success)
 
-        # Adam with bias correction; moments start at zero in every search step.
-        t = tf.cast(i + 1, tf.float32)
+        # Adam with bias correction; the caller restarts the moments at zero in every search step.
+        t = tf.cast(first_iteration + j + 1, tf.float32)
         first_moment = _ADAM_BETA1 * first_moment + (1.0 - _ADAM_BETA1) * grad
         second_moment = _ADAM_BETA2 * second_moment + (1.0 - _ADAM_BETA2) * tf.square(grad)
         m_hat = first_moment / (1.0 - tf.pow(_ADAM_BETA1, t))
         v_hat = second_moment / (1.0 - tf.pow(_ADAM_BETA2, t))
         modifier = modifier - learning_rate * m_hat / (tf.sqrt(v_hat) + _ADAM_EPSILON)
+    return (modifier, first_moment, second_moment, best_l2, best_adv, found), first_loss
 
-        if check_every > 0 and i % check_every == 0:
+
+def _steps_per_graph(check_every: int) -> int:
+    """Largest chunk <= _MAX_STEPS_PER_GRAPH that divides the abort-early interval, so checks fall on chunk starts."""
+    if check_every <= 0:
+        return _MAX_STEPS_PER_GRAPH
+    return max(k for k in range(1, _MAX_STEPS_PER_GRAPH + 1) if check_every % k == 0)
+
+
+def cw_search_step(model: Any, x: tf.Tensor, labels: tf.Tensor, const: np.ndarray, best_l2: tf.Tensor,
+                   best_adv: tf.Tensor, *, confidence: float, learning_rate: float, steps: int, check_every: int,
+                   targeted: bool) -> tuple[tf.Tensor, tf.Tensor, np.ndarray]:
+    """One binary-search step: Adam from w0 = atanh(2x - 1) with fresh moments for up to `steps` iterations,
+    stopping once the total loss has not dropped by 0.01% since the previous check (every `check_every`
+    iterations; 0 disables). Returns the updated (best_l2, best_adv) and which examples succeeded in this step."""
+    w0 = tf.atanh((2.0 * x - 1.0) * _TANH_SHRINK)
+    zeros = tf.zeros_like(x)
+    state = (zeros, zeros, zeros, best_l2, best_adv, tf.zeros(tf.shape(labels), tf.bool))
+    constants = (tf.constant(const, tf.float32), tf.constant(confidence, tf.float32),
+                 tf.constant(learning_rate, tf.float32))
+    chunk = _steps_per_graph(check_every)
+    previous_loss = np.inf
+    for start in range(0, steps, chunk):
+        state, loss = _adam_steps(model, x, w0, labels, *constants, tf.constant(start), state,
+                                  min(chunk, steps - start), targeted)
+        # Carlini-Wagner abort early. The check reads the loss of iteration `start`, after the chunk that
+        # starts there has run: at most chunk-1 extra iterations, which can only improve the best found.
+        if check_every > 0 and start % check_every == 0:
+            loss = float(loss)
             if loss > previous_loss * 0.9999:
                 break
             previous_loss = loss
-    return best_l2, best_adv, found
+    _, _, _, best_l2, best_adv, found = state
+    return best_l2, best_adv, found.numpy()
 
 
 class CarliniWagnerL2(Attack):
@@ -143,10 +174,10 @@ class CarliniWagnerL2(Attack):
         check_every = max(self.steps // 10, 1) if self.abort_early else 0
         for _ in range(self.binary_search_steps):
             best_l2, best_adv, found = cw_search_step(
-                model, x, labels, tf.constant(const), tf.constant(self.confidence),
-                tf.constant(self.learning_rate), tf.constant(self.steps), tf.constant(check_every),
-                best_l2, best_adv, self.targeted)
-            const, lower, upper = _update_constants(found.numpy(), const, lower, upper)
+                model, x, labels, const, best_l2, best_adv, confidence=self.confidence,
+                learning_rate=self.learning_rate, steps=self.steps, check_every=check_every,
+                targeted=self.targeted)
+            const, lower, upper = _update_constants(found, const, lower, upper)
         return best_adv
 
 

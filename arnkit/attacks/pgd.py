@@ -14,9 +14,9 @@ batch_size. FGSM: eps, targeted, batch_size.
     result = attack(model, x, y, seed=0)               # model maps [0,1] images to logits
     result.success_rate
 
-The loop is ours rather than cleverhans's `projected_gradient_descent`: it is one `tf.function` with a
-graph-level loop over steps, at least as fast as cleverhans wrapped in `tf.function`; a test checks that both
-produce the same images when the random start is off.
+The loop is ours rather than cleverhans's `projected_gradient_descent` (same update; a test checks that both
+give the same images with the random start off): it runs the steps as traced chunks, which keeps it as fast as
+cleverhans wrapped in `tf.function` while tracing a long attack only once per chunk size.
 """
 
 from __future__ import annotations
@@ -34,26 +34,38 @@ _MNIST = {"eps": 0.3, "steps": 40, "step_size": 0.01, "random_start": True}
 _CIFAR = {"eps": 8 / 255, "steps": 40, "step_size": 0.01, "random_start": True}
 
 
-def _cross_entropy(model: Any, x: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    logits = model(x, training=False)
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    return tf.reduce_sum(ce), logits
+# Steps traced per graph. A Python-unrolled chunk called from a Python loop: measured on 2-core CPUs, a
+# graph-level tf.while_loop over single steps ran about half the traces ~1.7x slower (same ops, more CPU time),
+# and unrolling all steps makes tracing slow for long attacks. Chunks of 10 matched full unrolling.
+STEPS_PER_GRAPH = 10
 
 
-@tf.function(reduce_retracing=True)
-def sign_gradient_loop(model: Any, x: tf.Tensor, x_start: tf.Tensor, labels: tf.Tensor, eps: tf.Tensor,
-                       step_size: tf.Tensor, steps: tf.Tensor, direction: tf.Tensor) -> tf.Tensor:
-    """`steps` L-inf steps from `x_start`; `direction` is +1 to ascend the cross-entropy, -1 to descend it."""
+@tf.function
+def _sign_gradient_steps(model: Any, x: tf.Tensor, x_adv: tf.Tensor, labels: tf.Tensor, eps: tf.Tensor,
+                         step_size: tf.Tensor, direction: tf.Tensor, n: int) -> tf.Tensor:
     lower = tf.maximum(x - eps, 0.0)
     upper = tf.minimum(x + eps, 1.0)
-    x_adv = x_start
-    for _ in tf.range(steps):
+    for _ in range(n):
         with tf.GradientTape() as tape:
             tape.watch(x_adv)
-            loss, _ = _cross_entropy(model, x_adv, labels)
+            logits = model(x_adv, training=False)
+            # Per-example losses: the tape sums them.
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
         grad = tape.gradient(loss, x_adv)
         # Clipping to the intersection of the eps-ball and [0,1] is one op: both are boxes.
         x_adv = tf.clip_by_value(x_adv + direction * step_size * tf.sign(grad), lower, upper)
+    return x_adv
+
+
+def sign_gradient_descent(model: Any, x: tf.Tensor, x_start: tf.Tensor, labels: tf.Tensor, *, eps: float,
+                          step_size: float, steps: int, ascend: bool) -> tf.Tensor:
+    """`steps` signed-gradient L-inf steps from `x_start`, each projected onto the eps-ball around `x` and [0,1];
+    ascending the cross-entropy of `labels` (untargeted) or descending it (targeted)."""
+    args = (tf.constant(eps, tf.float32), tf.constant(step_size, tf.float32),
+            tf.constant(1.0 if ascend else -1.0))
+    x_adv = x_start
+    for done in range(0, steps, STEPS_PER_GRAPH):
+        x_adv = _sign_gradient_steps(model, x, x_adv, labels, *args, min(STEPS_PER_GRAPH, steps - done))
     return x_adv
 
 
@@ -108,11 +120,10 @@ class PGD(Attack):
 
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
         labels = target if self.targeted else y
-        direction = tf.constant(-1.0 if self.targeted else 1.0)
-        args = (tf.constant(self.eps), tf.constant(self.step_size), tf.constant(self.steps), direction)
         best = None
         for restart in range(self.restarts):
-            x_adv = sign_gradient_loop(model, x, self._start(x, restart), labels, *args)
+            x_adv = sign_gradient_descent(model, x, self._start(x, restart), labels, eps=self.eps,
+                                          step_size=self.step_size, steps=self.steps, ascend=not self.targeted)
             if self.restarts == 1:
                 best = x_adv
                 break
@@ -149,8 +160,5 @@ class FGSM(Attack):
 
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
         labels = target if self.targeted else y
-        direction = tf.constant(-1.0 if self.targeted else 1.0)
-        if self.eps == 0.0:
-            return x
-        return sign_gradient_loop(model, x, x, labels, tf.constant(self.eps), tf.constant(self.eps),
-                                  tf.constant(1), direction)
+        return sign_gradient_descent(model, x, x, labels, eps=self.eps, step_size=self.eps, steps=1,
+                                     ascend=not self.targeted)
