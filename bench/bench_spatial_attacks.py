@@ -41,6 +41,7 @@ def paper_lenet(epochs: int = 3):
     fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=os.path.dirname(WEIGHTS))
     os.close(fd)
     model.save_weights(tmp)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, WEIGHTS)
     return model
 

@@ -64,7 +64,7 @@ def flow_warp(images: tf.Tensor, flow: tf.Tensor, border: str = "edge") -> tf.Te
     return out
 
 
-def flow_smoothness(flow: tf.Tensor, sqrt_eps: float = 1e-8) -> tf.Tensor:
+def flow_smoothness(flow: tf.Tensor, sqrt_eps: float = 1e-10) -> tf.Tensor:
     """Per-example L_flow = sum_p sum_{q in N(p)} sqrt(||du_p - du_q||^2 + ||dv_p - dv_q||^2) (Eq. 4 of stAdv).
 
     N(p) is the 4-neighbourhood of p inside the image, so each adjacent pair counts twice (p->q and q->p)
@@ -112,30 +112,39 @@ def identity_plan(images: tf.Tensor, kernel_size: int) -> tf.Tensor:
     return tf.convert_to_tensor(images, tf.float32)[..., None] * stay
 
 
-def plan_to_image(plan: tf.Tensor, kernel_size: int) -> tf.Tensor:
-    """Received mass per pixel: out[i, j] = sum_o plan[i - dy_o, j - dx_o, o] (the plan's column sums).
-
-    Mass sent outside the image is dropped; plans built with `transport_valid_mask` never send any.
-    """
+def _offset_kernel(kernel_size: int) -> tf.Tensor:
+    """(K, K, 1, K*K) one-hot filter: output channel o of a conv reads the input at offset o."""
     r = kernel_size // 2
-    shape = tf.shape(plan)
-    h, w = shape[1], shape[2]
-    padded = tf.pad(plan, [[0, 0], [r, r], [r, r], [0, 0], [0, 0]])
-    out = 0.0
-    for o, (dy, dx) in enumerate(transport_offsets(kernel_size)):
-        # source (i - dy, j - dx) lives at padded index (i - dy + r, j - dx + r)
-        out += padded[:, r - dy: r - dy + h, r - dx: r - dx + w, :, o]
-    return out
+    offsets = transport_offsets(kernel_size)
+    kernel = np.zeros((kernel_size, kernel_size, 1, len(offsets)), np.float32)
+    kernel[offsets[:, 0] + r, offsets[:, 1] + r, 0, np.arange(len(offsets))] = 1.0
+    return tf.constant(kernel)
 
 
 def gather_neighbours(values: tf.Tensor, kernel_size: int) -> tf.Tensor:
-    """out[i, j, c, o] = values[i + dy_o, j + dx_o, c] (0 outside the image); the adjoint of `plan_to_image`."""
-    r = kernel_size // 2
-    shape = tf.shape(values)
-    h, w = shape[1], shape[2]
-    padded = tf.pad(values, [[0, 0], [r, r], [r, r], [0, 0]])
-    parts = [padded[:, r + dy: r + dy + h, r + dx: r + dx + w, :] for dy, dx in transport_offsets(kernel_size)]
-    return tf.stack(parts, axis=-1)
+    """out[n, i, j, c, o] = values[n, i + dy_o, j + dx_o, c] (0 outside the image); the adjoint of `plan_to_image`.
+
+    One convolution with one-hot filters (an unfold), channels folded into the batch.
+    """
+    values = tf.convert_to_tensor(values, tf.float32)
+    n, h, w, c = tf.unstack(tf.shape(values))
+    per_channel = tf.reshape(tf.transpose(values, [0, 3, 1, 2]), [n * c, h, w, 1])
+    patches = tf.nn.conv2d(per_channel, _offset_kernel(kernel_size), strides=1, padding="SAME")
+    return tf.transpose(tf.reshape(patches, [n, c, h, w, -1]), [0, 2, 3, 1, 4])
+
+
+def plan_to_image(plan: tf.Tensor, kernel_size: int) -> tf.Tensor:
+    """Received mass per pixel: out[i, j] = sum_o plan[i - dy_o, j - dx_o, o] (the plan's column sums).
+
+    The transposed convolution of `gather_neighbours` (a fold). Mass sent outside the image is dropped;
+    plans built with `transport_valid_mask` never send any.
+    """
+    plan = tf.convert_to_tensor(plan, tf.float32)
+    n, h, w, c, k2 = tf.unstack(tf.shape(plan))
+    per_channel = tf.reshape(tf.transpose(plan, [0, 3, 1, 2, 4]), [n * c, h, w, k2])
+    image = tf.nn.conv2d_transpose(per_channel, _offset_kernel(kernel_size), [n * c, h, w, 1], strides=1,
+                                   padding="SAME")
+    return tf.transpose(tf.reshape(image, [n, c, h, w]), [0, 2, 3, 1])
 
 
 def plan_cost(plan: tf.Tensor, kernel_size: int) -> tf.Tensor:

@@ -12,11 +12,15 @@ targeted: max_{i!=t} Z_i - Z_t, both floored at -confidence) and L_flow is Eq. 4
 sum_p sum_{q in N(p)} sqrt(||du_p - du_q||^2 + ||dv_p - dv_q||^2) over 4-neighbours.
 
 Optimiser (a deliberate change from the paper's L-BFGS and advertorch's L-BFGS-B over the absolute
-sampling grid): Adam on the flow, the whole batch inside one `tf.function`, with a per-example binary
-search over the constant c (success halves it toward the last failure, failure raises it, x10 until
-a success is seen) and CW-style early abort. Adam needs no line search (one forward/backward per step)
-and runs batched in the graph, which is what makes it tens of times faster than the scipy L-BFGS-B
-loop on a CPU; see bench/bench_spatial_attacks.py for the measured success rates.
+sampling grid): Adam on the flow (learning rate cosine-decayed to a tenth within each search step),
+the whole batch inside one `tf.function`, with a per-example binary search over the constant c
+(success: c moves halfway down toward the largest failing c; failure: c moves up, x10 until a success
+is seen) and CW-style early abort. Each search step restarts Adam from the smoothest successful flow
+found so far, which lowered the mean L_flow of successes by ~20% against restarting from zero.
+Adam needs one forward/backward per step, no line search, and runs batched in the graph; with the
+defaults (4 x 50 steps) it reached 100% untargeted error and 100% target hits on 1,000 MNIST test
+images of the paper LeNet at 8-15 img/s on 2 shared CPU cores (bench/bench_spatial_attacks.py), where
+advertorch's L-BFGS-B (1000 iterations x 5 search steps) ran at 0.54 img/s on the same machine class.
 Across all search steps the successful flow with the smallest L_flow is kept; examples never made
 adversarial come back as the clean image. After a call, `attack.last_norms["flow"]` holds the L_flow
 of each returned image (0 for failures).
@@ -65,8 +69,8 @@ class STA(Attack):
     }
 
     def __init__(self, *, targeted: bool | None = None, confidence: float = 0.0, tau: float = 0.05,
-                 initial_const: float = 10.0, steps: int = 100, search_steps: int = 4,
-                 learning_rate: float = 0.01, abort_early: bool = True, border: str = "edge",
+                 initial_const: float = 10.0, steps: int = 50, search_steps: int = 4,
+                 learning_rate: float = 0.05, abort_early: bool = True, border: str = "edge",
                  batch_size: int = 256) -> None:
         super().__init__(targeted=targeted, batch_size=batch_size)
         if steps < 1 or search_steps < 1:
@@ -123,9 +127,13 @@ class STA(Attack):
             upper = tf.fill([n], tf.constant(_BIG, tf.float32))
             best_flow_loss = tf.fill([n], tf.constant(np.inf, tf.float32))
             best_adv = x
+            best_flow = tf.zeros(flow_shape)
+            flow = tf.zeros(flow_shape)
 
             for _ in tf.range(search_steps):
-                flow = tf.zeros(flow_shape)
+                # warm start from the smoothest success so far (else where the last search step ended)
+                has_best = tf.math.is_finite(best_flow_loss)[:, None, None, None]
+                flow = tf.where(has_best, best_flow, flow)
                 m = tf.zeros(flow_shape)
                 v = tf.zeros(flow_shape)
                 found = tf.zeros([n], tf.bool)
@@ -147,14 +155,18 @@ class STA(Attack):
                     better = success & (smooth < best_flow_loss)
                     best_flow_loss = tf.where(better, smooth, best_flow_loss)
                     best_adv = tf.where(better[:, None, None, None], x_adv, best_adv)
-                    found = found | success
+                    best_flow = tf.where(better[:, None, None, None], flow, best_flow)
+                    # step 0 evaluates the warm start itself: only successes the optimiser reaches at this c count
+                    found = found | (success & (t > 0))
                     t += 1
                     m = beta1 * m + (1.0 - beta1) * grad
                     v = beta2 * v + (1.0 - beta2) * tf.square(grad)
                     tf_t = tf.cast(t, tf.float32)
                     m_hat = m / (1.0 - tf.pow(beta1, tf_t))
                     v_hat = v / (1.0 - tf.pow(beta2, tf_t))
-                    flow = flow - lr * m_hat / (tf.sqrt(v_hat) + adam_eps)
+                    # cosine decay to lr/10 within each search step: big early moves, a settled end point
+                    step_lr = lr * (0.55 + 0.45 * tf.cos(np.pi * tf_t / steps))
+                    flow = flow - step_lr * m_hat / (tf.sqrt(v_hat) + adam_eps)
                     if abort_early and t % check_every == 0:
                         # CW-style: stop this search step when the batch loss stopped falling
                         stalled = total > 0.9999 * previous
