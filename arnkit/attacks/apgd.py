@@ -92,9 +92,9 @@ class BatchSeeds:
     _seed: int = 0
     _batch_index: int = 0
 
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0) -> AttackResult:
+    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0, **kwargs: Any) -> AttackResult:
         self._batch_index = 0
-        return super().__call__(model, x, y, target=target, seed=seed)  # type: ignore[misc]
+        return super().__call__(model, x, y, target=target, seed=seed, **kwargs)  # type: ignore[misc]
 
     def next_salt(self) -> int:
         salt = self._batch_index * 1_000_003

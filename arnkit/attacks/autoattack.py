@@ -71,11 +71,11 @@ class AutoAttack(BatchSeeds, Attack):
                              batch_size=batch_size),
         }
 
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0):
+    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0, **kwargs: Any):
         self.last_report = {
             name: {"attacked": 0, "fooled": 0, "seconds": 0.0} for name in ("clean", *COMPONENTS)
         }
-        return super().__call__(model, x, y, target=target, seed=seed)
+        return super().__call__(model, x, y, target=target, seed=seed, **kwargs)
 
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
         salt = self.next_salt()

@@ -166,10 +166,10 @@ class FWA(Attack):
         self.last_norms: dict[str, np.ndarray] = {}
         self._graph: tuple[Any, Any] | None = None  # (model, compiled attack) for the last model seen
 
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0) -> AttackResult:
+    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0, **kwargs: Any) -> AttackResult:
         self._batch_cost: list[np.ndarray] = []
         self._batch_mass: list[np.ndarray] = []
-        result = super().__call__(model, x, y, target=target, seed=seed)
+        result = super().__call__(model, x, y, target=target, seed=seed, **kwargs)
         cost = np.concatenate(self._batch_cost).astype(np.float64) if self._batch_cost else np.zeros(0)
         mass = np.concatenate(self._batch_mass).astype(np.float64) if self._batch_mass else np.zeros(0)
         ratio = np.divide(cost, mass, out=np.zeros_like(cost), where=mass > 0)

@@ -106,9 +106,9 @@ class PGD(Attack):
         self.random_start = bool(random_start)
         self.restarts = int(restarts)
 
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0) -> AttackResult:
+    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0, **kwargs: Any) -> AttackResult:
         self._batch_index = 0  # random starts differ between batches but repeat between calls
-        return super().__call__(model, x, y, target=target, seed=seed)
+        return super().__call__(model, x, y, target=target, seed=seed, **kwargs)
 
     def _start(self, x: tf.Tensor, restart: int) -> tf.Tensor:
         if not self.random_start or self.eps == 0.0:

@@ -90,9 +90,9 @@ class STA(Attack):
         self.last_norms: dict[str, np.ndarray] = {}
         self._graph: tuple[Any, Any] | None = None  # (model, compiled attack) for the last model seen
 
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0) -> AttackResult:
+    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0, **kwargs: Any) -> AttackResult:
         self._batch_flow: list[np.ndarray] = []
-        result = super().__call__(model, x, y, target=target, seed=seed)
+        result = super().__call__(model, x, y, target=target, seed=seed, **kwargs)
         flow = np.concatenate(self._batch_flow) if self._batch_flow else np.zeros(0)
         self.last_norms = {"flow": flow.astype(np.float64)}
         return result

@@ -1,0 +1,118 @@
+"""One table of cases over the whole registry, one shared set of contract assertions (foolbox style).
+
+Every registered attack must appear in FAST: a new attack is tested the day it lands."""
+
+import numpy as np
+import pytest
+
+from arnkit import attacks
+from arnkit.errors import ArnkitError
+
+# Small budgets so the table runs in seconds on 2 cores; floors are on the tiny undefended model.
+FAST = {
+    "fgsm": ({}, 0.5),
+    "pgd_n": ({"steps": 10, "step_size": 0.05}, 0.9),
+    "pgd_t": ({"steps": 10, "step_size": 0.05}, 0.8),
+    "cw_n": ({"steps": 60, "binary_search_steps": 2, "learning_rate": 0.05}, 0.8),
+    "ddn_n": ({"steps": 30}, 0.8),
+    "jsma_t": ({"gamma": 0.3}, 0.5),
+    "aa_n": ({"apgd_iter": 10, "fab_iter": 5, "square_queries": 50, "n_target_classes": 3}, 0.9),
+    "sta_n": ({"steps": 30, "search_steps": 2}, 0.6),
+    "sta_t": ({"steps": 30, "search_steps": 2}, 0.5),
+    "fwa_n": ({"steps": 40, "eps": 0.5}, 0.5),
+    "rp2": ({"steps": 60}, 0.6),
+    "ap1": ({"steps": 60}, 0.0),
+    "ap2": ({"steps": 60}, 0.0),
+    "ap3": ({"steps": 60}, 0.0),
+    "roa": ({"steps": 10}, 0.2),
+}
+N = 32
+
+
+def test_every_registered_attack_has_a_case():
+    assert set(FAST) == set(attacks.REGISTRY)
+
+
+@pytest.fixture(scope="module")
+def batch(mnist_tiny):
+    _, x_test, y_test = mnist_tiny
+    return x_test[:N].copy(), y_test[:N].copy()
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(mnist_tiny):
+    """Real digits: spatial attacks need strokes they can bend (the synthetic squares are too far apart)."""
+    return mnist_tiny[0]
+
+
+@pytest.mark.parametrize("key", sorted(FAST))
+def test_attack_contract(key, tiny_classifier, batch):
+    x, y = batch
+    x_before = x.copy()
+    params, floor = FAST[key]
+    attack = attacks.make(key, dataset="mnist", **params)
+    result = attack(tiny_classifier, x, y, seed=0)
+    np.testing.assert_array_equal(x, x_before)  # inputs never modified
+    assert result.x_adv.shape == x.shape and result.x_adv.dtype == np.float32
+    assert np.all(np.isfinite(result.x_adv))
+    assert result.x_adv.min() >= 0.0 and result.x_adv.max() <= 1.0
+    if attack.distance == "linf":
+        assert np.abs(result.x_adv - x).max() <= attack.eps + 1e-6
+    assert result.success.shape == (N,) and result.success.dtype == bool
+    if attack.targeted:
+        assert result.target is not None and np.all(result.target != y)
+        pred = np.argmax(tiny_classifier.predict(result.x_adv, verbose=0), -1)
+        np.testing.assert_array_equal(result.success, pred == result.target)
+    else:
+        pred = np.argmax(tiny_classifier.predict(result.x_adv, verbose=0), -1)
+        np.testing.assert_array_equal(result.success, pred != y)
+    assert result.success_rate >= floor, f"{key}: success {result.success_rate:.2f} below floor {floor}"
+    assert repr(attack).startswith(type(attack).__name__ + "(")
+
+
+@pytest.mark.parametrize("key", [k for k in sorted(FAST) if "eps" in attacks.make(k, **FAST[k][0]).params()])
+def test_eps_zero_is_identity(key, tiny_classifier, batch):
+    x, y = batch
+    attack = attacks.make(key, dataset="mnist", **{**FAST[key][0], "eps": 0.0})
+    result = attack(tiny_classifier, x, y, seed=0)
+    np.testing.assert_allclose(result.x_adv, x, atol=1e-6)
+
+
+@pytest.mark.parametrize("key", ["fgsm", "pgd_n", "aa_n"])
+def test_success_does_not_fall_as_eps_grows(key, tiny_classifier, batch):
+    x, y = batch
+    base = FAST[key][0]
+    scale = (0.05, 0.15, 0.3)
+    rates = [attacks.make(key, dataset="mnist", **{**base, "eps": e})(tiny_classifier, x, y, seed=0).success_rate
+             for e in scale]
+    assert rates == sorted(rates), rates
+
+
+def test_bad_inputs_get_clear_errors(tiny_classifier, batch):
+    x, y = batch
+    attack = attacks.make("fgsm", dataset="mnist")
+    with pytest.raises(ArnkitError, match=r"in \[0,1\].*255"):
+        attack(tiny_classifier, x * 255, y)
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ArnkitError, match="NaN"):
+        attack(tiny_classifier, bad, y)
+    with pytest.raises(ArnkitError, match="labels must have shape"):
+        attack(tiny_classifier, x, y[:-1])
+    with pytest.raises(ArnkitError, match="4-D"):
+        attack(tiny_classifier, x[0], y[:1])
+    with pytest.raises(ArnkitError, match="unknown attack 'pgd'.*pgd_n"):
+        attacks.make("pgd")
+    with pytest.raises(ArnkitError, match="targets equal the true label"):
+        attacks.make("pgd_t", dataset="mnist", steps=1)(tiny_classifier, x, y, target=y)
+    with pytest.raises(ArnkitError, match="bad parameter"):
+        attacks.make("pgd_n", bogus=1)
+
+
+def test_targeted_needs_two_classes():
+    from arnkit.attacks.base import random_targets
+
+    with pytest.raises(ArnkitError, match="at least 2 classes"):
+        random_targets(np.zeros(3, np.int64), 1, seed=0)
+    t = random_targets(np.arange(10) % 4, 4, seed=3)
+    assert np.all(t != np.arange(10) % 4) and np.array_equal(t, random_targets(np.arange(10) % 4, 4, seed=3))
