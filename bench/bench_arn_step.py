@@ -1,7 +1,8 @@
 """Seconds per ARN training step (Algorithm 1: all four networks) for each width preset and objective.
 
-MNIST shape (28x28x1), K = 2 seen attacks, natural images included as a third domain (the default), so
-each step pushes 3 x batch images through E and G. Inputs are random: the cost does not depend on them.
+MNIST shape (28x28x1), K = 2 seen attacks. The paper objective feeds E the 2 x batch adversarial images; the
+reference objective adds the natural ones as a third domain (3 x batch) and a gradient penalty, as the
+official code does. Inputs are random: the cost does not depend on them.
 
     python bench/bench_arn_step.py                          # every preset, both objectives, batch 64
     python bench/bench_arn_step.py --presets default large --objectives paper --batch 300
@@ -16,7 +17,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def time_step(preset: str, objective: str, batch: int, steps: int, warmup: int = 2) -> tuple[float, int]:
+def time_step(preset: str, objective: str, batch: int, steps: int, warmup: int = 2) -> tuple[float, int, int]:
     import keras
     import numpy as np
     import tensorflow as tf
@@ -39,7 +40,7 @@ def time_step(preset: str, objective: str, batch: int, steps: int, warmup: int =
     out["e_loss"].numpy()
     params = sum(net.count_params() for net in (arn.encoder, arn.decoder, arn.attack_discriminator,
                                                   arn.image_discriminator))
-    return (time.perf_counter() - start) / steps, params
+    return (time.perf_counter() - start) / steps, params, arn.num_domains * batch
 
 
 def main() -> None:
@@ -52,14 +53,14 @@ def main() -> None:
 
     import tensorflow as tf
 
-    print(f"tensorflow {tf.__version__}, {os.cpu_count()} CPUs, batch {args.batch} x (K=2 + natural), 28x28x1")
-    print("| preset | objective | s/step | images/s through E+G | parameters |")
-    print("|---|---|---|---|---|")
+    print(f"tensorflow {tf.__version__}, {os.cpu_count()} CPUs, batch {args.batch} natural images x K=2 attacks, 28x28x1")
+    print("| preset | objective | images through E+G per step | s/step | images/s | parameters |")
+    print("|---|---|---|---|---|---|")
     for preset in args.presets:
         for objective in args.objectives:
             steps = max(2, args.steps // 3) if preset == "reference" else args.steps
-            seconds, params = time_step(preset, objective, args.batch, steps)
-            print(f"| {preset} | {objective} | {seconds:.3f} | {3 * args.batch / seconds:.0f} | {params:,} |",
+            seconds, params, images = time_step(preset, objective, args.batch, steps)
+            print(f"| {preset} | {objective} | {images} | {seconds:.3f} | {images / seconds:.0f} | {params:,} |",
                   flush=True)
 
 

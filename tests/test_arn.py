@@ -177,7 +177,7 @@ def test_one_train_step_changes_all_four_networks(pairs):
 
 
 def test_attack_discriminator_learns_on_fixed_features(pairs):
-    arn = make_arn(sample_latent=False)
+    arn = make_arn(sample_latent=False, include_natural=True)
     b = batch_of(pairs)
     x_in = tf.reshape(tf.transpose(b["adversarial"], [1, 0, 2, 3, 4]), (-1, 28, 28, 1))
     x_in = tf.concat([x_in, b["natural"]], 0)
@@ -205,8 +205,8 @@ def _mean_entropy(arn, b):
 
 
 def test_encoder_att_step_pushes_attack_discriminator_toward_uniform(pairs):
-    # E trained on L_att alone (no MSE, no L_nor), natural images left out: K = 2 attack types.
-    arn = make_arn(sample_latent=False, include_natural=False, mse_weight=0.0, use_nor=False)
+    # E trained on L_att alone (no MSE, no L_nor); K = 2 attack types, natural images left out (default).
+    arn = make_arn(sample_latent=False, mse_weight=0.0, use_nor=False)
     b = batch_of(pairs)
     gradients = tf.function(arn.compute_gradients)
     d_opt = keras.optimizers.Adam(3e-3)
@@ -321,6 +321,7 @@ def test_export_round_trip(saved_preprocessor):
     assert loaded.get_layer("encoder").sync_batchnorm is False
 
 
+@pytest.mark.slow  # a JAX subprocess: 15-35 s on 2 shared cores
 def test_exported_file_loads_under_jax_backend(saved_preprocessor, tmp_path):
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed (pip install 'arnkit[jax]'): the JAX-backend load was not checked")
@@ -425,6 +426,7 @@ def _run_script(script, env=None, timeout=240):
     return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # a subprocess with 2 logical CPUs: 20-40 s on 2 shared cores
 def test_mirrored_strategy_matches_one_device():
     # SGD, not Adam: Adam turns round-off-sized differences of near-zero gradient entries (the order of the
     # cross-replica sums differs from one device's) into steps of +-lr, which would hide what is tested here:
@@ -470,7 +472,7 @@ def _free_ports(n):
     return ports
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # two worker processes: 35-50 s on 2 shared cores
 def test_multi_worker_mirrored_strategy_on_localhost():
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}

@@ -57,9 +57,11 @@ class ARNConfig:
     use_att / use_nor / use_adv: ablation switches (Section 4.3); False drops the term from L_E / L_G.
     include_natural: also feed the natural images through E and G as one more "attack" domain
         (an identity-reconstruction term, an extra D_A class and an extra L_nor distribution).
-        The paper's E sees adversarial examples only; the official code feeds natural ones too.
-        Default True: the deployed pre-processor also receives clean inputs, and training it to
-        reconstruct them keeps the clean error low (the NONE column of Table 1).
+        The paper's E sees adversarial examples only (default False); the official code feeds natural
+        ones too (the reference objective sets True). Measured on MNIST (LeNet, seen PGD_N + PGD_T,
+        preset "default", 1577 steps of batch 64, 500 test images): True restores clean images better
+        (accuracy 96.6% vs 95.6%, squared error 4.4 vs 5.7 per image) but defends worse (PGD_N 86.0% vs
+        88.4%, FGSM 72.6% vs 75.4%, PGD eps .4 71.2% vs 76.6%) and costs 1.5x per step.
     sample_latent: draw z = mu + sigma * eps while training (VAE style); mu is used at inference.
     learning_rate, beta_1, beta_2: Adam settings shared by the four players (Section 4.1: 1e-4;
         official code betas (0.5, 0.999)).
@@ -78,7 +80,7 @@ class ARNConfig:
     use_att: bool = True
     use_nor: bool = True
     use_adv: bool = True
-    include_natural: bool = True
+    include_natural: bool = False
     sample_latent: bool = True
     learning_rate: float = 1e-4
     beta_1: float = 0.5

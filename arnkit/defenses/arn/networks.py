@@ -49,10 +49,11 @@ PRESETS: dict[str, ARNWidths] = {
     # The official code's widths (conv 128-256-512-1024, a 2048-value latent, D_A 1024-256-64,
     # D_I conv 32-64-128-256 + fc 512). About 7 s/step at batch 300 on 2 CPU cores: a GPU preset.
     "reference": ARNWidths((128, 256, 512, 1024), 128, (1024, 256, 64), (32, 64, 128, 256), 512),
-    # Sized for CPUs (bench/bench_arn_step.py has the measured s/step): a full MNIST run on 2 cores fits in
-    # minutes. 4x4x16 = 256 latent values.
+    # Sized for CPUs: about 0.14-0.29 s per paper-objective step at batch 64 x K=2 on 2 shared cores
+    # (bench/bench_arn_step.py), so 8-10 minutes train ~2,000-4,000 steps (2-4 MNIST epochs). On MNIST
+    # with PGD_N + PGD_T seen, 1,577 steps restored 88% accuracy under PGD_N. 4x4x16 = 256 latent values.
     "default": ARNWidths((16, 32, 64, 128), 16, (128, 32), (16, 32, 64), 128),
-    # Twice the width (about 4x the cost of "default"); 512 latent values.
+    # Twice the width: about 3x the cost of "default"; 512 latent values.
     "large": ARNWidths((32, 64, 128, 256), 32, (256, 64), (32, 64, 128), 256),
     # For tests only.
     "tiny": ARNWidths((4, 8, 8, 16), 4, (16,), (4, 8), 8),
