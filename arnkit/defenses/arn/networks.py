@@ -47,7 +47,7 @@ class ARNWidths:
 
 PRESETS: dict[str, ARNWidths] = {
     # The official code's widths (conv 128-256-512-1024, a 2048-value latent, D_A 1024-256-64,
-    # D_I conv 32-64-128-256 + fc 512). About 7 s/step at batch 300 on 2 CPU cores: a GPU preset.
+    # D_I conv 32-64-128-256 + fc 512). 7-9 s per step at batch 64 x K=2 on 2 CPU cores: a GPU preset.
     "reference": ARNWidths((128, 256, 512, 1024), 128, (1024, 256, 64), (32, 64, 128, 256), 512),
     # Sized for CPUs: about 0.14-0.29 s per paper-objective step at batch 64 x K=2 on 2 shared cores
     # (bench/bench_arn_step.py), so 8-10 minutes train ~2,000-4,000 steps (2-4 MNIST epochs). On MNIST
