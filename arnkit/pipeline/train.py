@@ -101,7 +101,7 @@ def train_defense(
     """Train ARN on the dataset with the seen attacks; return the run record (paths, losses, errors)."""
     import keras
 
-    from arnkit.defenses.arn import ARN, ARNConfig, export_preprocessor, save_defense, training_dataset
+    from arnkit.defenses.arn import ARN, ARNConfig, export_preprocessor, save_defense
     from arnkit.fingerprint import model_fingerprint
     from arnkit.pipeline.target import ensure_target, evaluate_accuracy
 
@@ -143,7 +143,7 @@ def train_defense(
     if resume and checkpoint.exists():
         arn.restore_checkpoint(checkpoint)
     start_step = arn.step
-    batches = training_dataset(x_adv, x_nat, batch_size=batch_size, seed=seed, drop_remainder=True).repeat()
+    batches = step_batches(x_adv, x_nat, batch_size=batch_size, seed=seed)
     callbacks = []
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
@@ -157,8 +157,7 @@ def train_defense(
     step = start_step
     while step < n_steps:
         chunk = min(checkpoint_every, n_steps - step)
-        # skip(step): the batches an uninterrupted run would see next, also after --resume.
-        fit = arn.fit(batches.skip(step), epochs=1, steps_per_epoch=chunk, verbose=0, shuffle=False, callbacks=[forward, *callbacks])
+        fit = arn.fit(batches(step), epochs=1, steps_per_epoch=chunk, verbose=0, shuffle=False, callbacks=[forward, *callbacks])
         history = {k: float(v[-1]) for k, v in fit.history.items()}
         step = arn.step
         arn.save_checkpoint(checkpoint)
@@ -182,6 +181,31 @@ def train_defense(
     }
     write_json_atomic(record_path, record)
     return record
+
+
+def step_batches(x_adv: np.ndarray, x_nat: np.ndarray, *, batch_size: int, seed: int):
+    """`batches(start)`: a tf.data.Dataset of training batches from step `start` on, where batch s is a pure
+    function of (seed, s): epoch e = s // steps_per_epoch uses a stateless permutation seeded by (seed, e).
+    So a resumed run sees exactly the batches an uninterrupted one would (tf.data's reshuffling shuffle
+    draws a new order for every new iterator, which breaks that)."""
+    import tensorflow as tf
+
+    n = len(x_nat)
+    if n < batch_size:
+        raise ArnkitError(f"the pools hold {n} images, fewer than --batch-size {batch_size}; lower --batch-size")
+    per_epoch = n // batch_size
+    adv_t, nat_t = tf.constant(x_adv, tf.float32), tf.constant(x_nat, tf.float32)
+
+    def batch(step):
+        epoch, within = step // per_epoch, step % per_epoch
+        keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        idx = tf.argsort(keys)[within * batch_size:(within + 1) * batch_size]
+        return {"adversarial": tf.gather(adv_t, idx), "natural": tf.gather(nat_t, idx)}
+
+    def batches(start: int):
+        return tf.data.Dataset.range(int(start), 2**62).map(batch).prefetch(2)
+
+    return batches
 
 
 class _NoStartStop:

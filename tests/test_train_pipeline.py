@@ -1,0 +1,118 @@
+"""`arnkit train` orchestration on the synthetic set: pools, checkpoints, resume, export, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from arnkit import adversarial_store
+from arnkit.errors import ArnkitError
+from arnkit.pipeline.train import parse_seen, train_defense
+from arnkit_cli.main import app
+
+FAST = {"dataset": "synthetic", "seen": "fgsm,pgd_n", "width": "tiny", "pool_size": 128, "batch_size": 32,
+        "eval_limit": 64, "checkpoint_every": 4}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("train")
+    return ws, train_defense(steps=8, workspace=ws, **FAST)
+
+
+def test_run_record_defense_and_pools(run):
+    ws, record = run
+    assert record["seen"] == ["fgsm", "pgd_n"] and record["steps"] == 8 and record["reused"] is False
+    assert set(record["evaluation"]) == {"clean", "fgsm", "pgd_n"}
+    for row in record["evaluation"].values():
+        assert 0.0 <= row["none"] <= 100.0 and 0.0 <= row["arn"] <= 100.0
+    for path in record["pools"]:
+        pool = adversarial_store.load(path)
+        assert pool.attrs["split"] == "train" and len(pool.indices) == 128
+    from arnkit import defenses
+
+    restore = defenses.load(record["defense_path"])
+    x = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
+    out = np.asarray(restore(x))
+    assert out.shape == x.shape and out.min() >= 0.0 and out.max() <= 1.0
+    again = train_defense(steps=8, workspace=ws, **FAST)
+    assert again["reused"] is True and again["defense_path"] == record["defense_path"]
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    from arnkit.defenses.arn import ARN
+
+    # Same workspace for both runs, so both see the very same target and pools.
+    straight = train_defense(steps=8, workspace=tmp_path, **FAST)
+    a = ARN.from_checkpoint(straight["defense_path"].replace("arn.keras", "checkpoint.npz"))
+    shutil.rmtree(Path(straight["defense_path"]).parent)
+    real_save = ARN.save_checkpoint
+
+    def save_then_die(self, path):
+        real_save(self, path)
+        raise KeyboardInterrupt  # the process is killed right after the first checkpoint (step 4)
+
+    monkeypatch.setattr(ARN, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_defense(steps=8, workspace=tmp_path, **FAST)
+    monkeypatch.setattr(ARN, "save_checkpoint", real_save)
+    resumed = train_defense(steps=8, workspace=tmp_path, **FAST)
+    assert resumed["resumed_from"] == 4
+    b = ARN.from_checkpoint(resumed["defense_path"].replace("arn.keras", "checkpoint.npz"))
+    assert a.step == b.step == 8
+    for wa, wb in zip(a.encoder.get_weights() + a.decoder.get_weights(),
+                      b.encoder.get_weights() + b.decoder.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, atol=1e-5)
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path):
+    from pathlib import Path
+
+    record = train_defense(steps=4, workspace=tmp_path, **FAST)
+    run_dir = Path(record["defense_path"]).parent
+    (run_dir / "arn.keras").unlink()
+    (run_dir / "record.json").unlink()
+    (run_dir / "checkpoint.npz").write_bytes(b"garbage, not a checkpoint")
+    with pytest.raises(ArnkitError, match="checkpoint"):
+        train_defense(steps=4, workspace=tmp_path, **FAST)
+
+
+def test_bad_seen_lists():
+    with pytest.raises(ArnkitError, match="unknown attack 'pgd'"):
+        parse_seen("pgd,pgd_t", "mnist")
+    with pytest.raises(ArnkitError, match="at least 1 seen attack"):
+        parse_seen(" , ", "mnist")
+    with pytest.raises(ArnkitError, match="twice"):
+        parse_seen("pgd_n,pgd_n", "mnist")
+    assert parse_seen(None, "lisa") == ["ap1", "ap2"] and parse_seen(None, "mnist") == ["pgd_n", "pgd_t"]
+
+
+def test_pool_shape_mismatch_is_refused(tmp_path, monkeypatch):
+    from arnkit.pipeline import train as train_module
+
+    real_load = adversarial_store.load
+
+    def wrong_shape(path, **kwargs):
+        adv = real_load(path, **kwargs)
+        adv.x_adv = adv.x_adv[:, :20, :20, :]
+        return adv
+
+    monkeypatch.setattr(train_module.adversarial_store, "load", wrong_shape)
+    with pytest.raises(ArnkitError, match="shape"):
+        train_module.train_defense(steps=2, workspace=tmp_path, **FAST)
+
+
+def test_cli_train_json(run):
+    ws, record = run
+    result = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--seen", "fgsm,pgd_n", "--width", "tiny",
+                                      "--pool-size", "128", "--batch-size", "32", "--eval-limit", "64", "--steps", "8",
+                                      "--workspace", str(ws), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["defense_path"] == record["defense_path"]
+    bad = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--seen", "nope", "--workspace", str(ws)])
+    assert bad.exit_code == 1 and "unknown attack 'nope'" in bad.output
