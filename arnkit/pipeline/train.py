@@ -97,8 +97,11 @@ def train_defense(
     seed: int = 0,
     workspace: str | Path | None = None,
     progress: Progress | None = None,
+    config_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train ARN on the dataset with the seen attacks; return the run record (paths, losses, errors)."""
+    """Train ARN on the dataset with the seen attacks; return the run record (paths, losses, errors).
+
+    `config_overrides` sets any other `ARNConfig` field (e.g. learning_rate, include_natural)."""
     import keras
 
     from arnkit.defenses.arn import ARN, ARNConfig, export_preprocessor, save_defense
@@ -118,7 +121,8 @@ def train_defense(
     if unknown:
         raise ArnkitError(f"--ablate takes adv, nor, att; got {', '.join(sorted(unknown))}")
     config = ARNConfig.for_dataset(meta.name if meta.name != "synthetic" else "mnist", objective=objective,
-                                   preset=width, seed=seed, **{f"use_{term}": False for term in ablate})
+                                   preset=width, seed=seed, **{f"use_{term}": False for term in ablate},
+                                   **(config_overrides or {}))
 
     target, target_record = ensure_target(meta.name, workspace=ws.root, progress=progress)
     x_adv, x_nat, pool_paths = seen_pools(meta.name, keys, pool_size=pool, seed=seed, workspace=ws.root,
