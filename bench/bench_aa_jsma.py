@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from bench_common import WEIGHTS, paper_lenet  # noqa: F401  (run as python bench/...)
 
-WEIGHTS = "/tmp/arnkit_bench_lenet.weights.h5"
 # Measured elsewhere on the same machine class (PITFALLS.md), not in this run: images per second.
 PEERS = {
     "autoattack": ("torchattacks 3.5.1 AutoAttack, 100 images in 0.3 s", 100 / 0.3),
@@ -32,30 +31,6 @@ PEERS = {
     "jsma_probs": ("advertorch 0.2.3 JSMA, 20 images in 14 s (mean L0 54.7)", 20 / 14),
     "jsma_logits": ("advertorch 0.2.3 JSMA, 20 images in 14 s (mean L0 54.7)", 20 / 14),
 }
-
-
-def paper_lenet(epochs: int = 3):
-    """The paper LeNet; weights cached across runs (written to a temp file, then renamed atomically)."""
-    import keras
-
-    from arnkit import data
-    from arnkit.models import build
-
-    model = build("lenet", (28, 28, 1), 10)
-    if os.path.exists(WEIGHTS):
-        model.load_weights(WEIGHTS)
-        return model
-    x_train, y_train, _ = data.load_arrays("mnist", "train")
-    keras.utils.set_random_seed(0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x_train, y_train, epochs=epochs, batch_size=128, verbose=0)
-    fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=os.path.dirname(WEIGHTS))
-    os.close(fd)
-    model.save_weights(tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, WEIGHTS)
-    return model
 
 
 def timed(label: str, attack, model, x, y) -> tuple[dict, object]:
