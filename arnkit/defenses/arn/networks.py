@@ -103,8 +103,27 @@ def _norm_act(x, name: str, synchronized: bool):
     return layers.LeakyReLU(negative_slope=LEAK, name=f"{name}_act")(x)
 
 
+class _AutoencoderHalf(keras.Model):
+    """What E and G share: the constructor arguments they keep, and the config built from them."""
+
+    def _remember(self, image_shape, widths, latent_channels, sync_batchnorm) -> None:
+        self.image_shape = image_shape
+        self.widths = widths
+        self.latent_channels = int(latent_channels)
+        self.sync_batchnorm = bool(sync_batchnorm)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "image_shape": list(self.image_shape),
+                "widths": list(self.widths), "latent_channels": self.latent_channels,
+                "sync_batchnorm": self.sync_batchnorm}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="arnkit")
-class Encoder(keras.Model):
+class Encoder(_AutoencoderHalf):
     """E: image -> (mu, logvar), each of shape latent_shape(image_shape, latent_channels).
 
     Strided 4x4 convolutions + BatchNorm + LeakyReLU(0.2), then two 3x3 convolution heads (VAE style, as in
@@ -127,23 +146,11 @@ class Encoder(keras.Model):
         mu = layers.Conv2D(latent_channels, 3, padding="same", name="mu")(x)
         logvar = layers.Conv2D(latent_channels, 3, padding="same", name="logvar")(x)
         super().__init__(inputs=inputs, outputs=[mu, logvar], **kwargs)
-        self.image_shape = image_shape
-        self.widths = widths
-        self.latent_channels = int(latent_channels)
-        self.sync_batchnorm = bool(sync_batchnorm)
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "image_shape": list(self.image_shape),
-                "widths": list(self.widths), "latent_channels": self.latent_channels,
-                "sync_batchnorm": self.sync_batchnorm}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        self._remember(image_shape, widths, latent_channels, sync_batchnorm)
 
 
 @keras.saving.register_keras_serializable(package="arnkit")
-class Decoder(keras.Model):
+class Decoder(_AutoencoderHalf):
     """G: latent map -> image in [0,1] of `image_shape`; mirrors the encoder with 4x4 stride-2 transposed convs."""
 
     def __init__(self, *, image_shape=(28, 28, 1), widths=(16, 32, 64, 128), latent_channels: int = 16,
@@ -162,19 +169,7 @@ class Decoder(keras.Model):
         x = layers.Activation("sigmoid", dtype="float32", name="to_unit_range")(x)
         outputs = layers.Cropping2D(_padding(image_shape), name="crop")(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.image_shape = image_shape
-        self.widths = widths
-        self.latent_channels = int(latent_channels)
-        self.sync_batchnorm = bool(sync_batchnorm)
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "image_shape": list(self.image_shape),
-                "widths": list(self.widths), "latent_channels": self.latent_channels,
-                "sync_batchnorm": self.sync_batchnorm}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        self._remember(image_shape, widths, latent_channels, sync_batchnorm)
 
 
 @keras.saving.register_keras_serializable(package="arnkit")
