@@ -209,7 +209,7 @@ def apgd_loop(model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor, x_start
             logits = model(x_eval, training=False)
             loss = per_example_loss(loss_name, logits, y, target)
             total = tf.reduce_sum(loss)
-        return loss, tape.gradient(total, x_eval), logits
+        return loss, tape.gradient(total, x_eval, unconnected_gradients=tf.UnconnectedGradients.ZERO), logits
 
     f0, g0, logits0 = evaluate(x_start)
     found0 = is_success(logits0, y, target, hit_target)

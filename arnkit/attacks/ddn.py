@@ -70,7 +70,7 @@ def _ddn_steps(model: Any, x: tf.Tensor, labels: tf.Tensor, state: tuple, first_
             logits = model(x + delta, training=False)
             # Per-example losses: the tape sums them.
             loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-        grad = direction * tape.gradient(loss, delta)
+        grad = direction * tape.gradient(loss, delta, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
         # Keep the smallest adversarial delta (the iterate the logits belong to).
         is_adv = _is_adversarial(model, x + delta, labels, targeted, logits)

@@ -87,7 +87,7 @@ def fab_targeted_loop(model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor,
             logits = model(tf.reshape(x_cur, to_image), training=False)
             gap = tf.gather(logits, target, axis=1, batch_dims=1) - tf.gather(logits, y, axis=1, batch_dims=1)
             total = tf.reduce_sum(gap)
-        w = tape.gradient(total, x_cur)
+        w = tape.gradient(total, x_cur, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         # Hyperplane <w, z - x_cur> + gap = 0, for the iterate and for the original point.
         d_cur = project_linf_hyperplane_box(x_cur, w, -gap)
         d_orig = project_linf_hyperplane_box(x0, w, -gap - tf.reduce_sum(w * (x0 - x_cur), axis=-1))

@@ -220,7 +220,8 @@ class FWA(Attack):
                 best_cost = tf.where(success, plan_cost(shown, k), best_cost)
                 found = found | success
                 # d loss / d pi[i, o] = d loss / d x_adv[i + o]
-                grad = gather_neighbours(tape.gradient(loss, x_eval), k)
+                grad = tape.gradient(loss, x_eval, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                grad = gather_neighbours(grad, k)
                 grad = tf.where(valid, grad, 0.0)
                 grad /= tf.reduce_max(tf.abs(grad), axis=[1, 2, 3, 4], keepdims=True) + 1e-30
                 target_plan = entropic_lmo(grad, x, budget, valid, **lmo_args)

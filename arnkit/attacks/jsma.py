@@ -95,11 +95,12 @@ def jsma_steps(model: Any, x_flat: tf.Tensor, domain: tf.Tensor, target: tf.Tens
             out, _ = _outputs(model, x_flat, image_shape, use_probs)
             target_total = tf.reduce_sum(tf.gather(out, target, axis=1, batch_dims=1))
             others_total = tf.reduce_sum(out) - target_total
-        alpha = tape.gradient(target_total, x_flat)
+        alpha = tape.gradient(target_total, x_flat, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         if use_probs:
             p, q, found = best_pair_softmax(alpha, domain, increase)
         else:
-            p, q, found = best_pair(alpha, tape.gradient(others_total, x_flat), domain, increase)
+            beta = tape.gradient(others_total, x_flat, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            p, q, found = best_pair(alpha, beta, domain, increase)
         del tape
         move = tf.logical_and(active, found)
         chosen = tf.one_hot(p, n_features) + tf.one_hot(q, n_features)

@@ -51,7 +51,7 @@ def _sign_gradient_steps(model: Any, x: tf.Tensor, x_adv: tf.Tensor, labels: tf.
             logits = model(x_adv, training=False)
             # Per-example losses: the tape sums them.
             loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-        grad = tape.gradient(loss, x_adv)
+        grad = tape.gradient(loss, x_adv, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         # Clipping to the intersection of the eps-ball and [0,1] is one op: both are boxes.
         x_adv = tf.clip_by_value(x_adv + direction * step_size * tf.sign(grad), lower, upper)
     return x_adv

@@ -88,7 +88,8 @@ def gradient_candidates(model: Any, x: tf.Tensor, labels: tf.Tensor, targeted: t
     with tf.GradientTape() as tape:
         tape.watch(x)
         score = tf.reduce_sum(log_odds(model(x, training=False), labels, targeted))
-    energy = tf.reduce_sum(tf.square(tape.gradient(score, x)), axis=-1, keepdims=True)
+    grad = tape.gradient(score, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    energy = tf.reduce_sum(tf.square(grad), axis=-1, keepdims=True)
     # A VALID window sum with this stride visits the same row-major grid as `_windows`.
     sums = tf.nn.conv2d(energy, tf.ones([size[0], size[1], 1, 1]), strides=stride, padding="VALID")
     flat = tf.reshape(sums, [tf.shape(x)[0], -1])
@@ -104,7 +105,7 @@ def rectangle_sign_steps(model: Any, x: tf.Tensor, labels: tf.Tensor, targeted: 
         with tf.GradientTape() as tape:
             tape.watch(x_adv)
             score = tf.reduce_sum(log_odds(model(x_adv, training=False), labels, targeted))
-        grad = tape.gradient(score, x_adv)
+        grad = tape.gradient(score, x_adv, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         x_adv = tf.clip_by_value(x_adv + step_size * tf.sign(grad) * mask, 0.0, 1.0)
     return x_adv
 

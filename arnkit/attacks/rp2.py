@@ -127,7 +127,7 @@ def masked_adam_loop(model: Any, x: tf.Tensor, labels: tf.Tensor, mask: tf.Tenso
             norm = tf.sqrt(tf.reduce_sum(tf.square(mask * delta), axis=[1, 2, 3]) + 1e-12)
             # summed over the batch: each example's delta sees its own loss, whatever the batch size
             loss = tf.reduce_sum(norm_weight * norm + per_example)
-        grad = tape.gradient(loss, delta)
+        grad = tape.gradient(loss, delta, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         success = _is_adversarial(logits[:batch], labels, targeted)
         best = tf.where(success[:, None, None, None], delta, best)
         found = tf.logical_or(found, success)

@@ -149,7 +149,7 @@ class STA(Attack):
                         smooth = flow_smoothness(flow)
                         per_example = const * adv_loss + tau * smooth
                         total = tf.reduce_sum(per_example)
-                    grad = tape.gradient(total, flow)
+                    grad = tape.gradient(total, flow, unconnected_gradients=tf.UnconnectedGradients.ZERO)
                     # keep the smoothest successful flow seen so far (checked before this step's update)
                     success = is_adversarial(logits, labels)
                     better = success & (smooth < best_flow_loss)
