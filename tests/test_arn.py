@@ -160,6 +160,32 @@ def test_config_section_4_1_weights_and_validation():
         ARNConfig.for_dataset("imagenet")
     with pytest.raises(ArnkitError, match="lambda1"):
         ARNConfig(lambda1=-1.0)
+    assert mnist.lr_schedule == "constant"
+    with pytest.raises(ArnkitError, match="lr_schedule"):
+        ARNConfig(lr_schedule="step")
+    with pytest.raises(ArnkitError, match="lr_decay_steps"):
+        ARNConfig(lr_schedule="cosine")
+
+
+def test_cosine_schedule_follows_the_step_count_and_ends_at_zero(pairs):
+    arn = make_arn(learning_rate=1e-3, lr_schedule="cosine", lr_decay_steps=4)
+    b = batch_of(pairs, 8)
+    rates = []
+    for _ in range(4):
+        rates.append([float(getattr(arn, o).learning_rate) for o in ("e_optimizer", "g_optimizer",
+                                                                       "da_optimizer", "di_optimizer")])
+        arn.train_step(b)
+    # Half cosine from 1e-3: steps 0..3 -> 1e-3 * (1 + cos(pi * s / 4)) / 2; every player on the same rate.
+    expected = [1e-3 * (1 + math.cos(math.pi * s / 4)) / 2 for s in range(4)]
+    np.testing.assert_allclose(rates, np.repeat(np.array(expected)[:, None], 4, axis=1), rtol=1e-5)
+    assert float(arn.e_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
+    # Past the decay the rate stays 0: a step moves no trainable weight.
+    before = snapshot(arn.encoder.trainable_variables + arn.decoder.trainable_variables)
+    arn.train_step(b)
+    after = snapshot(arn.encoder.trainable_variables + arn.decoder.trainable_variables)
+    for x, y in zip(before, after, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert make_arn(learning_rate=1e-3).e_optimizer.learning_rate.numpy() == pytest.approx(1e-3)
 
 
 # ---------------------------------------------------------------------------------------- training ---
@@ -342,21 +368,25 @@ def test_exported_file_loads_under_jax_backend(saved_preprocessor, tmp_path):
 
 # ------------------------------------------------------------------------------------- checkpoints ---
 
-def test_checkpoint_resume_continues_identically(tmp_path, pairs):
+@pytest.mark.parametrize("schedule", [{}, {"lr_schedule": "cosine", "lr_decay_steps": 4}],
+                         ids=["constant", "cosine"])
+def test_checkpoint_resume_continues_identically(tmp_path, pairs, schedule):
     x_adv, x_nat = pairs
     batches = [{"adversarial": tf.constant(x_adv[i:i + 8]), "natural": tf.constant(x_nat[i:i + 8])}
                for i in range(0, 32, 8)]
-    straight = make_arn(seed=0)
+    straight = make_arn(seed=0, **schedule)
     for b in batches:
         straight.train_step(b)
 
-    first = make_arn(seed=0)
+    first = make_arn(seed=0, **schedule)
     for b in batches[:2]:
         first.train_step(b)
     path = first.save_checkpoint(tmp_path / "ckpt.npz")
-    resumed = make_arn(seed=5)  # different initial weights: everything must come from the checkpoint
+    resumed = make_arn(seed=5, **schedule)  # different initial weights: everything must come from the checkpoint
     resumed.restore_checkpoint(path)
     assert resumed.step == 2
+    # A cosine schedule resumes mid-decay, from the restored iteration count.
+    assert float(resumed.e_optimizer.learning_rate) == pytest.approx(float(first.e_optimizer.learning_rate))
     for b in batches[2:]:
         resumed.train_step(b)
     assert resumed.step == 4

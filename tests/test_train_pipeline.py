@@ -40,14 +40,18 @@ def test_run_record_defense_and_pools(run):
     assert again["reused"] is True and again["defense_path"] == record["defense_path"]
 
 
-def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("lr_schedule", ["constant", "cosine"])
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch, lr_schedule):
     import shutil
     from pathlib import Path
 
     from arnkit.defenses.arn import ARN
 
     # Same workspace for both runs, so both see the very same target and pools.
-    straight = train_defense(steps=8, workspace=tmp_path, **FAST)
+    straight = train_defense(steps=8, workspace=tmp_path, lr_schedule=lr_schedule, **FAST)
+    # A cosine schedule spans the run: it decays over the 8 steps, to 0 at the end.
+    assert straight["config"]["lr_schedule"] == lr_schedule
+    assert straight["config"]["lr_decay_steps"] == (8 if lr_schedule == "cosine" else 0)
     a = ARN.from_checkpoint(straight["defense_path"].replace("arn.keras", "checkpoint.npz"))
     shutil.rmtree(Path(straight["defense_path"]).parent)
     real_save = ARN.save_checkpoint
@@ -58,12 +62,14 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch)
 
     monkeypatch.setattr(ARN, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        train_defense(steps=8, workspace=tmp_path, **FAST)
+        train_defense(steps=8, workspace=tmp_path, lr_schedule=lr_schedule, **FAST)
     monkeypatch.setattr(ARN, "save_checkpoint", real_save)
-    resumed = train_defense(steps=8, workspace=tmp_path, **FAST)
+    resumed = train_defense(steps=8, workspace=tmp_path, lr_schedule=lr_schedule, **FAST)
     assert resumed["resumed_from"] == 4
     b = ARN.from_checkpoint(resumed["defense_path"].replace("arn.keras", "checkpoint.npz"))
     assert a.step == b.step == 8
+    final_lr = 0.0 if lr_schedule == "cosine" else 1e-3
+    assert float(b.e_optimizer.learning_rate) == pytest.approx(final_lr, abs=1e-9)
     for wa, wb in zip(a.encoder.get_weights() + a.decoder.get_weights(),
                       b.encoder.get_weights() + b.decoder.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, atol=1e-5)

@@ -25,6 +25,7 @@ from typing import Any
 from arnkit.errors import ArnkitError
 
 OBJECTIVES = ("paper", "reference")
+LR_SCHEDULES = ("constant", "cosine")
 
 # Section 4.1: (lambda1, lambda2, theta) per dataset.
 PAPER_WEIGHTS: dict[str, tuple[float, float, float]] = {
@@ -65,6 +66,12 @@ class ARNConfig:
     sample_latent: draw z = mu + sigma * eps while training (VAE style); mu is used at inference.
     learning_rate, beta_1, beta_2: Adam settings shared by the four players (Section 4.1: 1e-4;
         official code betas (0.5, 0.999)).
+    lr_schedule: "constant" (the paper) or "cosine": the learning rate falls from `learning_rate` to 0
+        along a half cosine over `lr_decay_steps` optimizer steps, then stays at 0. The rate is a function
+        of each optimizer's iteration count, which checkpoints restore, so a resumed run follows the same
+        schedule as an uninterrupted one.
+    lr_decay_steps: length of the cosine decay in steps (required > 0 for "cosine"; usually the run's
+        step count; `arnkit train` sets it so).
     seed: seeds the latent noise and the gradient-penalty interpolation.
     sync_batchnorm: synchronise BatchNorm statistics across replicas; None = only when the model is
         built under a multi-replica tf.distribute strategy.
@@ -85,6 +92,8 @@ class ARNConfig:
     learning_rate: float = 1e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
+    lr_schedule: str = "constant"
+    lr_decay_steps: int = 0
     seed: int = 0
     sync_batchnorm: bool | None = None
 
@@ -101,6 +110,15 @@ class ARNConfig:
                 raise ArnkitError(f"ARN weight {name} must be >= 0, got {value}; pass a non-negative number")
         if not self.learning_rate > 0:
             raise ArnkitError(f"ARN learning_rate must be > 0, got {self.learning_rate}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ArnkitError(
+                f"unknown ARN lr_schedule '{self.lr_schedule}'; choose one of: {', '.join(LR_SCHEDULES)}"
+            )
+        if self.lr_schedule == "cosine" and not self.lr_decay_steps > 0:
+            raise ArnkitError(
+                f"ARN lr_schedule 'cosine' needs lr_decay_steps > 0, got {self.lr_decay_steps}; "
+                "pass the run's step count"
+            )
 
     @classmethod
     def for_dataset(cls, name: str, *, objective: str = "paper", **overrides: Any) -> ARNConfig:

@@ -45,6 +45,15 @@ PLAYERS = ("encoder", "decoder", "attack_discriminator", "image_discriminator")
 OPTIMIZERS = ("e_optimizer", "g_optimizer", "da_optimizer", "di_optimizer")
 
 
+def learning_rate_schedule(config: ARNConfig) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The Adam learning rate of `config`: a float, or a schedule of the optimizer's iteration count."""
+    if config.lr_schedule == "cosine":
+        # alpha=0: the rate reaches 0 at lr_decay_steps (the run's last step) and stays there.
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.lr_decay_steps,
+                                                      alpha=0.0)
+    return config.learning_rate
+
+
 def unpack_batch(data: Any) -> tuple[Any, Any]:
     """(x_adv, x_nat) from a dict {"adversarial", "natural"}, a pair, or a pair wrapped as (x,) / (x, y, w)."""
     if isinstance(data, dict):
@@ -136,7 +145,8 @@ class ARN(keras.Model):
         return list(self._trackers)
 
     def compile(self, e_optimizer=None, g_optimizer=None, da_optimizer=None, di_optimizer=None, **kwargs):
-        """One optimizer per player (default Adam(config.learning_rate, config.beta_1, config.beta_2)).
+        """One optimizer per player (default Adam(config.learning_rate, config.beta_1, config.beta_2), the
+        rate following config.lr_schedule).
 
         Optimizers are created and built inside the model's distribution strategy scope; pass your own
         only if they were created inside that scope too. Other kwargs go to keras.Model.compile
@@ -150,8 +160,8 @@ class ARN(keras.Model):
         with self.distribute_strategy.scope():
             for (attr, optimizer), player in zip(given.items(), PLAYERS, strict=True):
                 if optimizer is None:
-                    optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate, beta_1=cfg.beta_1,
-                                                      beta_2=cfg.beta_2, name=attr)
+                    optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(cfg),
+                                                      beta_1=cfg.beta_1, beta_2=cfg.beta_2, name=attr)
                 optimizer.build(getattr(self, player).trainable_variables)
                 setattr(self, attr, optimizer)
 
