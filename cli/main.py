@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import typer
 
 import arnkit
-from arnkit_cli import attack_cmds, data_cmds, detect_cmds, target_cmds, train_cmds
+from arnkit_cli import attack_cmds, data_cmds, detect_cmds, evaluate_cmds, target_cmds, train_cmds
 from arnkit_cli.common import STATE
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ target_cmds.register(app)
 attack_cmds.register(app)
 train_cmds.register(app)
 detect_cmds.register(app)
+evaluate_cmds.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,63 @@
+"""Error-rate tables in the layout of the paper's Tables 1-2: one row per defense, one column per attack
+(seen attacks marked), plus the per-example worst case; written as JSON, CSV and markdown, atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from arnkit.io import atomic_path, write_json_atomic
+
+CSV_FIELDS = ("defense", "threat_model", "attack", "label", "iterations", "seen", "n", "error", "seconds")
+
+
+def pivot(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], dict[str, Any]]]:
+    """(defenses, column labels, {(defense, label): row}) in first-seen order."""
+    defenses = list(dict.fromkeys(r["defense"] for r in rows))
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    return defenses, labels, {(r["defense"], r["label"]): r for r in rows}
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], *, title: str = "") -> str:
+    defenses, labels, cells = pivot(rows)
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| defense | " + " | ".join(labels) + " |")
+    lines.append("|---" * (len(labels) + 1) + "|")
+    for defense in defenses:
+        out = []
+        for label in labels:
+            row = cells.get((defense, label))
+            if row is None:
+                out.append("-")
+            else:
+                out.append(f"{row['error']:.2f}" + (" (seen)" if row.get("seen") else ""))
+        lines.append(f"| {defense} | " + " | ".join(out) + " |")
+    n = sorted({r["n"] for r in rows})
+    lines += ["", f"Error rates (%), lower is better; n = {', '.join(map(str, n))} images; "
+              "'(seen)' marks attacks the defense was trained on."]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS})
+    return buffer.getvalue()
+
+
+def write_tables(directory: Path, stem: str, record: dict[str, Any]) -> dict[str, str]:
+    """record.json + .csv + .md for `record["rows"]` in `directory`; returns the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"json": directory / f"{stem}.json", "csv": directory / f"{stem}.csv", "markdown": directory / f"{stem}.md"}
+    record["files"] = {k: str(v) for k, v in paths.items()}
+    write_json_atomic(paths["json"], record)
+    for kind, text in (("csv", csv_text(record["rows"])),
+                       ("markdown", markdown_table(record["rows"], title=record.get("title", "")))):
+        with atomic_path(paths[kind]) as tmp:
+            Path(tmp).write_text(text)
+    return {k: str(v) for k, v in paths.items()}

@@ -1,0 +1,465 @@
+"""`arnkit evaluate`: error rates of the target alone and behind each defense, under one threat model, for
+one attack, a list, or every registered attack (the dataset's versions of the paper's Tables 1-4), with the
+adaptive-attack sanity checks, JSON/CSV/markdown tables and a PNG grid of adversarial vs restored images."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import arnkit
+from arnkit import adversarial_store, data
+from arnkit import attacks as attack_registry
+from arnkit.defenses.base import Defense, no_defense
+from arnkit.errors import ArnkitError
+from arnkit.evaluation import figures, metrics, sanity, tables
+from arnkit.evaluation.threat_models import attacked_model, parse_threat_model
+from arnkit.progress import NullProgress, Progress
+from arnkit.workspace import Workspace
+
+DEFAULT_LIMIT = 1000
+DEFAULT_DEFENSES = "none,arn"
+# Table 1's raised budget eps' (Section 4.2): 0.4 on MNIST, 0.05 on CIFAR-10; LISA follows CIFAR-10.
+RAISED_EPS = {"mnist": 0.4, "synthetic": 0.4, "cifar10": 0.05, "lisa": 0.05}
+RAISED_ATTACKS = ("pgd_n", "aa_n")
+BPDA_ITERATIONS = (40, 100)  # Table 4
+SANITY_LIMIT = 200
+LARGE_EPS = 0.5
+LARGE_EPS_STEPS = 100
+ITERATION_PARAMS = ("steps", "apgd_iter")
+GRID_IMAGES = 8
+
+
+@dataclass
+class AttackSpec:
+    """One column of a table: a registry attack with parameter overrides (e.g. a raised eps)."""
+
+    key: str
+    label: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def raised(self) -> bool:
+        return "eps" in self.params
+
+
+@dataclass
+class ResolvedDefense:
+    defense: Defense
+    tag: str  # fingerprint that keys cached adaptive attacks
+    seen: list[str] = field(default_factory=list)
+    path: str = ""
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.defense.name, "kind": self.defense.kind, "fingerprint": self.tag, "seen": self.seen,
+                "path": self.path}
+
+
+# ------------------------------------------------------------------------------------------- attacks ---
+
+def attack_specs(attack: str, dataset: str) -> list[AttackSpec]:
+    """'all', one key, a comma list, or key@eps (e.g. pgd_n@0.4) -> the columns to evaluate."""
+    text = str(attack).strip().lower()
+    if text == "all":
+        specs = [AttackSpec(key, key) for key in attack_registry.REGISTRY]
+        raised = RAISED_EPS.get(dataset)
+        if raised is not None:
+            specs += [AttackSpec(key, f"{key}@{raised:g}", {"eps": raised}) for key in RAISED_ATTACKS]
+        return specs
+    specs = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, _, eps = part.partition("@")
+        entry = attack_registry.get(key)  # unknown -> error listing the known ones
+        if eps:
+            try:
+                value = float(eps)
+            except ValueError:
+                raise ArnkitError(f"'{part}': the budget after @ must be a number, e.g. pgd_n@0.4") from None
+            if "eps" not in attack_registry.make(entry.key, dataset=dataset).params():
+                raise ArnkitError(f"'{part}': {entry.key} has no eps budget; drop the @{eps}")
+            specs.append(AttackSpec(entry.key, f"{entry.key}@{value:g}", {"eps": value}))
+        else:
+            specs.append(AttackSpec(entry.key, entry.key))
+    if not specs:
+        raise ArnkitError("--attack is empty; name an attack (see `arnkit attacks`) or 'all'")
+    return specs
+
+
+def iteration_param(key: str, dataset: str) -> str | None:
+    params = attack_registry.make(key, dataset=dataset).params()
+    return next((name for name in ITERATION_PARAMS if name in params), None)
+
+
+def iteration_plan(spec: AttackSpec, dataset: str, threat: str, iterations: int | None) -> list[int | None]:
+    """Iteration counts to run `spec` at: BPDA runs Table 4's 40 and 100 unless --iterations says otherwise."""
+    name = iteration_param(spec.key, dataset)
+    if iterations is not None:
+        if name is None:
+            raise ArnkitError(f"--iterations: {spec.key} has no iteration count; drop --iterations for it")
+        if int(iterations) < 1:
+            raise ArnkitError(f"--iterations must be >= 1, got {iterations}")
+        return [int(iterations)]
+    if threat == "bpda" and name == "steps":
+        return list(BPDA_ITERATIONS)
+    return [None]
+
+
+def with_iterations(spec: AttackSpec, dataset: str, count: int | None) -> dict[str, Any]:
+    params = dict(spec.params)
+    if count is not None:
+        params[iteration_param(spec.key, dataset)] = int(count)
+    return params
+
+
+# ------------------------------------------------------------------------------------------ defenses ---
+
+def find_arn_records(dataset: str, ws: Workspace, *, target_fingerprint: str | None = None,
+                     ablate: tuple[str, ...] | None = (), seen: list[str] | None = None) -> list[dict[str, Any]]:
+    """`arnkit train` records for `dataset`, newest first, whose defense file exists; filtered by target, by
+    ablation and by seen attacks (None = any)."""
+    found = []
+    for record_path in (ws.root / "defenses").glob(f"{dataset}-arn-*.d/record.json"):
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not Path(record.get("defense_path", "")).exists():
+            continue
+        if target_fingerprint and record.get("target_fingerprint") != target_fingerprint:
+            continue
+        if ablate is not None and tuple(sorted(record.get("ablate", []))) != tuple(sorted(ablate)):
+            continue
+        if seen is not None and list(record.get("seen", [])) != list(seen):
+            continue
+        found.append((record_path.stat().st_mtime, record))
+    return [record for _, record in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
+def _from_record(name: str, record: dict[str, Any], dataset: str) -> ResolvedDefense:
+    from arnkit.defenses import load
+
+    if record.get("dataset") not in (None, dataset):
+        raise ArnkitError(f"defense {record.get('defense_path')} was trained for {record['dataset']}, not {dataset}; "
+                          f"pass --dataset {record['dataset']} or a defense trained on {dataset}")
+    model = load(record["defense_path"])
+    return ResolvedDefense(Defense(name, "preprocessor", model), record.get("defense_fingerprint", ""),
+                           list(record.get("seen", [])), record["defense_path"], record)
+
+
+def load_defense_path(path: str, dataset: str, shape: tuple[int, ...]) -> ResolvedDefense:
+    """A defense given by file: an exported `.keras` pre-processor or an `arnkit train` run folder."""
+    from arnkit.defenses import load
+    from arnkit.fingerprint import model_fingerprint
+
+    target = Path(path)
+    if not target.exists():
+        raise ArnkitError(f"defense {path} does not exist; pass 'none', 'arn' or the path of an exported .keras")
+    folder = target if target.is_dir() else target.parent
+    record_path = folder / "record.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    if target.is_dir():
+        if not record:
+            raise ArnkitError(f"{path} holds no record.json; pass the exported .keras file instead")
+        return _from_record(folder.name, record, dataset)
+    if record.get("dataset") not in (None, dataset):
+        raise ArnkitError(f"defense {path} was trained for {record['dataset']}, not {dataset}; "
+                          f"pass --dataset {record['dataset']} or a defense trained on {dataset}")
+    model = load(target)
+    got = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    if got is not None and None not in got and got != tuple(shape):
+        raise ArnkitError(f"defense {path} takes images of shape {got}, {dataset} has {tuple(shape)}; "
+                          f"use a defense trained on {dataset}")
+    return ResolvedDefense(Defense(target.stem, "preprocessor", model), model_fingerprint(model),
+                           list(record.get("seen", [])), str(target), record)
+
+
+def resolve_defenses(names: str | list[str], dataset: str, ws: Workspace, *, target_fingerprint: str,
+                     seed: int, progress: Progress) -> list[ResolvedDefense]:
+    """'none', 'arn' (the newest full ARN for this target, trained if missing) or paths to defense files."""
+    from arnkit.pipeline.train import train_defense
+
+    items = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n) for n in names]
+    items = [n for n in items if n]
+    if not items:
+        raise ArnkitError("--defense is empty; use e.g. --defense none,arn")
+    shape = data.info(dataset).shape
+    resolved = []
+    for item in items:
+        key = item.lower()
+        if key == "none":
+            resolved.append(ResolvedDefense(no_defense(), "none"))
+        elif key == "arn":
+            from arnkit.pipeline.train import DEFAULT_SEEN
+
+            records = (find_arn_records(dataset, ws, target_fingerprint=target_fingerprint,
+                                        seen=list(DEFAULT_SEEN.get(dataset, ())))
+                       or find_arn_records(dataset, ws, target_fingerprint=target_fingerprint))
+            record = records[0] if records else train_defense(dataset, workspace=ws.root, seed=seed,
+                                                             progress=progress)
+            resolved.append(_from_record("arn", record, dataset))
+        elif key.endswith(".keras") or "/" in item or Path(item).exists():
+            resolved.append(load_defense_path(item, dataset, shape))
+        else:
+            raise ArnkitError(f"unknown defense '{item}'; choose none, arn, or the path of an exported .keras "
+                              "(baselines AT_PGD, DOA, APE-GAN, HGD are not built yet)")
+    if len({r.defense.name for r in resolved}) != len(resolved):
+        raise ArnkitError(f"--defense names a defense twice: {','.join(items)}")
+    return resolved
+
+
+# ---------------------------------------------------------------------------------------- prediction ---
+
+def _call(fn: Any, x: Any) -> Any:
+    import keras
+
+    return fn(x, training=False) if isinstance(fn, keras.layers.Layer) else fn(x)
+
+
+def defended_predictions(defense: Defense, classifier: Any, x: np.ndarray, batch_size: int = 500
+                         ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(predicted classes, restored images or None) of the defended pipeline on x."""
+    from keras import ops
+
+    preds, restored = [], []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        if defense.kind == "classifier":
+            logits = _call(defense.model, xb)
+        else:
+            rb = ops.convert_to_numpy(_call(defense.model, xb)).astype(np.float32)
+            restored.append(rb)
+            logits = _call(classifier, rb)
+        preds.append(np.argmax(ops.convert_to_numpy(logits), axis=-1))
+    pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    return pred, (np.concatenate(restored) if restored else None)
+
+
+# -------------------------------------------------------------------------------------------- crafting ---
+
+def _craft(dataset: str, key: str, params: dict[str, Any], *, limit: int, seed: int, ws: Workspace,
+           progress: Progress, model: Any, tag: str) -> adversarial_store.AdversarialSet:
+    from arnkit.pipeline.attack import craft
+
+    record = craft(dataset, key, split="test", limit=limit, params=params, seed=seed, workspace=ws.root,
+                   progress=progress, model=model, fingerprint=tag)
+    adv = adversarial_store.load(record["path"], dataset=dataset, target_fingerprint=tag)
+    adv.attrs["path"] = record["path"]
+    return adv
+
+
+def _sanity_suite(spec: AttackSpec, iterations: int | None, resolved: ResolvedDefense, threat: str,
+                  classifier: Any, classifier_tag: str, dataset: str, x: np.ndarray, y: np.ndarray, *,
+                  seed: int, ws: Workspace, progress: Progress) -> list[dict[str, Any]]:
+    """The four checks of `arnkit.evaluation.sanity` for one defense, on the first SANITY_LIMIT images."""
+    meta = data.info(dataset)
+    n = min(len(x), SANITY_LIMIT)
+    xs, ys = x[:n], y[:n]
+    am = attacked_model(threat, resolved.defense, classifier, classifier_tag=classifier_tag,
+                        defense_tag=resolved.tag)
+    checks = [sanity.gradient_check(am.model, xs, ys)]
+
+    def defended_error(key: str, params: dict[str, Any], attacked: Any, tag: str) -> float:
+        adv = _craft(dataset, key, params, limit=n, seed=seed, ws=ws, progress=progress, model=attacked, tag=tag)
+        pred, _ = defended_predictions(resolved.defense, classifier, adv.x_adv)
+        return metrics.error_rate(metrics.misclassified(pred, adv.labels))
+
+    name = iteration_param(spec.key, dataset)
+    if name is not None:
+        base_count = iterations or int(attack_registry.make(spec.key, dataset=dataset).params()[name])
+        error = defended_error(spec.key, with_iterations(spec, dataset, base_count), am.model, am.tag)
+        doubled = defended_error(spec.key, with_iterations(spec, dataset, 2 * base_count), am.model, am.tag)
+        checks.append(sanity.iterations_check(error, doubled, base_count))
+    else:
+        checks.append(sanity.SanityCheck("iterations", True, None, "not applicable",
+                                         f"{spec.key} has no iteration count"))
+        error = defended_error(spec.key, dict(spec.params), am.model, am.tag)
+    large = {"eps": LARGE_EPS, "steps": LARGE_EPS_STEPS, "step_size": 2.5 * LARGE_EPS / LARGE_EPS_STEPS}
+    checks.append(sanity.large_eps_check(100.0 - defended_error("pgd_n", large, am.model, am.tag),
+                                         meta.num_classes, LARGE_EPS))
+    if threat == "white":
+        from arnkit.attacks.adaptive import BPDA
+
+        params = with_iterations(spec, dataset, iterations)
+        others = {
+            "bpda": defended_error(spec.key, params, BPDA(resolved.defense.model, classifier),
+                                   f"{classifier_tag}+{resolved.tag}:bpda"),
+            "gray": defended_error(spec.key, params, classifier, classifier_tag),
+        }
+        checks.append(sanity.ordering_check(error, others))
+    return [{"defense": resolved.defense.name, "attack": spec.label, **c.to_dict()} for c in checks]
+
+
+# ------------------------------------------------------------------------------------------- evaluate ---
+
+def evaluate(
+    dataset: str = "mnist",
+    attack: str = "pgd_n",
+    *,
+    defenses: str | list[str] | list[ResolvedDefense] = DEFAULT_DEFENSES,
+    threat_model: str = "gray",
+    limit: int | None = None,
+    iterations: int | None = None,
+    surrogate: str | None = None,
+    target_model: str | None = None,
+    sanity_checks: bool = True,
+    seed: int = 0,
+    workspace: str | Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Evaluate `defenses` against `attack` under `threat_model`; write tables and figures; return the record.
+
+    `defenses`: 'none', 'arn' (the newest full ARN for the target, trained if missing), paths of exported
+    `.keras` pre-processors, or already resolved defenses (the ablation and matrix studies pass those).
+
+    `target_model` evaluates the defenses in front of another classifier of the zoo (cross-model, Table 5):
+    the defenses stay those trained for the dataset's default target."""
+    from arnkit.defenses import load
+    from arnkit.fingerprint import model_fingerprint
+    from arnkit.pipeline.target import ensure_target
+
+    progress = progress or NullProgress()
+    started = time.perf_counter()
+    meta = data.info(dataset)
+    ws = Workspace.resolve(workspace)
+    threat = parse_threat_model(threat_model)
+    specs = attack_specs(attack, meta.name)
+    split_size = meta.split_sizes.get("test")
+    # The default (None) is DEFAULT_LIMIT images, or the whole split when it is smaller; 0 is the whole split.
+    n_limit = min(DEFAULT_LIMIT, split_size or DEFAULT_LIMIT) if limit is None else int(limit)
+    if n_limit < 0:
+        raise ArnkitError(f"--limit must be >= 0, got {limit}")
+    if split_size and n_limit > split_size:
+        raise ArnkitError(f"--limit {n_limit} is larger than the {meta.name} test split ({split_size}); "
+                          "use --limit 0 for all of it")
+    plans = {spec.label: iteration_plan(spec, meta.name, threat, iterations) for spec in specs}
+    surrogate_model, surrogate_tag = None, ""
+    if threat == "transfer":
+        if not surrogate:
+            raise ArnkitError("the transfer threat model needs --surrogate PATH.keras: a pre-processor the attacker "
+                              "trained (e.g. `arnkit train --seed 1`, then its arn.keras)")
+        if not Path(surrogate).exists():
+            raise ArnkitError(f"surrogate {surrogate} does not exist; train one (e.g. `arnkit train --seed 1`) "
+                              "and pass its arn.keras")
+        surrogate_model = load(surrogate)
+        surrogate_tag = model_fingerprint(surrogate_model)
+    elif surrogate:
+        raise ArnkitError("--surrogate only applies to --threat-model transfer")
+
+    base_target, base_record = ensure_target(meta.name, workspace=ws.root, seed=seed, progress=progress)
+    if target_model:
+        classifier, target_record = ensure_target(meta.name, target_model, workspace=ws.root, seed=seed,
+                                                  progress=progress)
+    else:
+        classifier, target_record = base_target, base_record
+    if isinstance(defenses, list | tuple) and defenses and isinstance(defenses[0], ResolvedDefense):
+        resolved = list(defenses)
+    else:
+        resolved = resolve_defenses(defenses, meta.name, ws, target_fingerprint=base_record.fingerprint,
+                                    seed=seed, progress=progress)
+    x, y, _ = data.load_arrays(meta.name, "test", limit=n_limit or None, data_dir=ws.data_dir)
+
+    rows: list[dict[str, Any]] = []
+    wrong: dict[str, dict[str, np.ndarray]] = {r.defense.name: {} for r in resolved}
+    grid_source: tuple[np.ndarray, np.ndarray] | None = None
+    restored_for_grid: dict[str, np.ndarray] = {}
+    for r in resolved:
+        pred, _ = defended_predictions(r.defense, classifier, x)
+        rows.append({"defense": r.defense.name, "threat_model": threat, "attack": "clean", "label": "clean",
+                     "iterations": None, "seen": False, "n": len(x),
+                     "error": round(metrics.error_rate(metrics.misclassified(pred, y)), 4), "seconds": 0.0, "params": {}})
+    for spec in specs:
+        for count in plans[spec.label]:
+            params = with_iterations(spec, meta.name, count)
+            label = spec.label if len(plans[spec.label]) == 1 else f"{spec.label} x{count}"
+            crafted: dict[str, adversarial_store.AdversarialSet] = {}
+            for r in resolved:
+                am = attacked_model(threat, r.defense, classifier, classifier_tag=target_record.fingerprint,
+                                    defense_tag=r.tag, surrogate=surrogate_model, surrogate_tag=surrogate_tag)
+                start = time.perf_counter()
+                if am.tag not in crafted:
+                    crafted[am.tag] = _craft(meta.name, spec.key, params, limit=n_limit, seed=seed, ws=ws,
+                                             progress=progress, model=am.model, tag=am.tag)
+                adv = crafted[am.tag]
+                pred, restored = defended_predictions(r.defense, classifier, adv.x_adv)
+                mask = metrics.misclassified(pred, adv.labels)
+                wrong[r.defense.name][label] = mask
+                rows.append({"defense": r.defense.name, "threat_model": threat, "attack": spec.key, "label": label,
+                             "iterations": count, "seen": spec.key in r.seen and not spec.raised, "n": len(mask),
+                             "error": round(metrics.error_rate(mask), 4), "params": params,
+                             "seconds": round(float(adv.attrs.get("seconds", 0.0)) + time.perf_counter() - start, 3),
+                             "adversarial_path": str(adv.attrs.get("path", ""))})
+                if grid_source is None:
+                    grid_source = (adv.x_adv[:GRID_IMAGES], adv.labels[:GRID_IMAGES])
+                if restored is not None and r.defense.name not in restored_for_grid and \
+                        len(restored_for_grid) < 4 and spec is specs[0]:
+                    restored_for_grid[r.defense.name] = restored[:GRID_IMAGES]
+    if sum(len(p) for p in plans.values()) > 1:
+        for r in resolved:
+            mask = metrics.worst_case(wrong[r.defense.name])
+            rows.append({"defense": r.defense.name, "threat_model": threat, "attack": "worst_case",
+                         "label": "worst case", "iterations": None, "seen": False, "n": len(mask),
+                         "error": round(metrics.error_rate(mask), 4), "seconds": 0.0, "params": {}})
+
+    checks: list[dict[str, Any]] = []
+    if sanity_checks and threat in ("white", "bpda"):
+        for r in resolved:
+            if r.defense.name == "none" or r.defense.kind != "preprocessor":
+                continue
+            checks += _sanity_suite(specs[0], plans[specs[0].label][0], r, threat, classifier,
+                                    target_record.fingerprint, meta.name, x, y, seed=seed, ws=ws, progress=progress)
+
+    spec_record = {"dataset": meta.name, "threat_model": threat, "attacks": [s.label for s in specs],
+                   "defenses": [r.tag for r in resolved], "target": target_record.fingerprint, "limit": n_limit,
+                   "iterations": iterations, "surrogate": surrogate_tag, "seed": seed, "sanity": sanity_checks}
+    attack_name = specs[0].label if len(specs) == 1 else ("all" if attack == "all" else f"{len(specs)}attacks")
+    out_dir = ws.artifact("evaluations", f"{meta.name}-{threat}-{attack_name}".replace("@", "eps"), spec_record, "d")
+    record = {
+        "title": f"{meta.name}: error rates (%) under the {threat} threat model",
+        "dataset": meta.name, "threat_model": threat, "split": "test", "n": len(x), "seed": seed,
+        "target": {"model": target_record.model, "fingerprint": target_record.fingerprint,
+                   "path": target_record.path},
+        "cross_model": bool(target_model),
+        "defenses": [r.describe() for r in resolved], "surrogate": {"path": surrogate, "fingerprint": surrogate_tag}
+        if surrogate else None,
+        "attacks": [{"key": s.key, "label": s.label, "params": s.params, "iterations": plans[s.label]} for s in specs],
+        "rows": rows, "sanity": checks, "sanity_passed": all(c["passed"] for c in checks),
+        "arnkit_version": arnkit.__version__, "seconds": 0.0,
+    }
+    if grid_source is not None:
+        grid_rows = {"natural": x[:GRID_IMAGES], "adversarial": grid_source[0], **{
+            f"restored ({name})": images for name, images in restored_for_grid.items() if name != "none"}}
+        captions = {name: [str(int(c)) for c in np.argmax(np.asarray(classifier(images, training=False)), -1)]
+                    for name, images in grid_rows.items()}
+        record["grid_png"] = str(figures.image_grid_png(out_dir / "grid.png", grid_rows, captions=captions,
+                                                        title=f"{specs[0].label} ({threat}); captions: predicted class"))
+    record["seconds"] = round(time.perf_counter() - started, 2)
+    record["files"] = tables.write_tables(out_dir, "results", record)
+    return record
+
+
+def run_evaluation(dataset: str = "mnist", attack: str | None = None, *, ablation: bool = False,
+                   matrix: str | None = None, train_steps: int | None = None, **options: Any) -> dict[str, Any]:
+    """`arnkit evaluate`: one evaluation, the ablation study (`ablation`) or the seen/unseen matrix (`matrix`)."""
+    from arnkit.pipeline import studies
+
+    if ablation and matrix:
+        raise ArnkitError("--ablation and --matrix are separate studies; pass one of them")
+    if ablation or matrix:
+        threat = parse_threat_model(options.get("threat_model", "gray"))
+        if threat != "gray":
+            raise ArnkitError("--ablation and --matrix run in the paper's gray-box setting; drop --threat-model")
+        common = {k: options[k] for k in ("limit", "seed", "workspace", "progress") if k in options}
+        if ablation:
+            return studies.evaluate_ablation(dataset, attack, train_steps=train_steps, **common)
+        return studies.evaluate_matrix(dataset, matrix, attack, train_steps=train_steps, **common)
+    if train_steps is not None:
+        raise ArnkitError("--train-steps applies to --ablation and --matrix; train a defense with `arnkit train`")
+    return evaluate(dataset, attack or "pgd_n", **options)

@@ -1,0 +1,120 @@
+"""Studies over several trained defenses, behind `arnkit evaluate --ablation` and `--matrix`:
+
+- ablation (the paper's Fig. 4): ARN and its variants without L_adv, L_nor or L_att, trained with the same
+  seen attacks, evaluated on the same attacks; a bar chart of accuracy (higher is better, as in Fig. 4);
+- seen/unseen generalization matrix: one ARN per seen set, every attack, as an error-rate heat-map with the
+  seen cells outlined.
+
+Missing defenses are trained with `arnkit train`'s defaults (pass train_steps to shorten them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arnkit import data
+from arnkit.errors import ArnkitError
+from arnkit.evaluation import figures
+from arnkit.io import write_json_atomic
+from arnkit.pipeline.evaluate import (
+    RAISED_EPS,
+    ResolvedDefense,
+    _from_record,
+    evaluate,
+    find_arn_records,
+)
+from arnkit.progress import NullProgress, Progress
+from arnkit.workspace import Workspace
+
+ABLATIONS: dict[str, tuple[str, ...]] = {"ARN": (), "w/o L_adv": ("adv",), "w/o L_nor": ("nor",),
+                                         "w/o L_att": ("att",)}
+MATRIX_ATTACKS = "pgd_n,pgd_t,cw_n,ddn_n,aa_n,jsma_t,sta_n,sta_t,fwa_n"
+
+
+def ablation_attacks(dataset: str) -> str:
+    """Fig. 4's attacks: PGD_N, PGD_T, AA_N, PGD_N at the raised budget, STA_N."""
+    raised = RAISED_EPS.get(dataset, 0.4)
+    return f"pgd_n,pgd_t,aa_n,pgd_n@{raised:g},sta_n"
+
+
+def _ensure_arn(dataset: str, ws: Workspace, *, seen: list[str] | None, ablate: tuple[str, ...], name: str,
+                target_fingerprint: str, train_steps: int | None, seed: int, progress: Progress) -> ResolvedDefense:
+    from arnkit.pipeline.train import DEFAULT_SEEN, train_defense
+
+    seen = list(seen or DEFAULT_SEEN.get(dataset, ("pgd_n", "pgd_t")))
+    records = find_arn_records(dataset, ws, target_fingerprint=target_fingerprint, ablate=ablate, seen=seen)
+    if train_steps is not None:
+        records = [r for r in records if int(r.get("steps", -1)) == int(train_steps)]
+    record = records[0] if records else train_defense(dataset, seen, steps=train_steps, ablate=ablate, seed=seed,
+                                                     workspace=ws.root, progress=progress)
+    return _from_record(name, record, dataset)
+
+
+def evaluate_ablation(dataset: str = "mnist", attack: str | None = None, *, limit: int | None = None,
+                      train_steps: int | None = None, seed: int = 0, workspace: str | Path | None = None,
+                      progress: Progress | None = None) -> dict[str, Any]:
+    """Fig. 4: gray-box accuracy of ARN and its three ablations on `attack` (default: Fig. 4's attacks)."""
+    from arnkit.pipeline.target import ensure_target
+
+    progress = progress or NullProgress()
+    meta = data.info(dataset)
+    ws = Workspace.resolve(workspace)
+    _, target = ensure_target(meta.name, workspace=ws.root, seed=seed, progress=progress)
+    variants = [_ensure_arn(meta.name, ws, seen=None, ablate=ablate, name=name, target_fingerprint=target.fingerprint,
+                            train_steps=train_steps, seed=seed, progress=progress)
+                for name, ablate in ABLATIONS.items()]
+    result = evaluate(meta.name, attack or ablation_attacks(meta.name), defenses=variants, threat_model="gray",
+                      limit=limit, seed=seed, workspace=ws.root, progress=progress)
+    accuracy = {v.defense.name: {row["label"]: round(100.0 - row["error"], 4) for row in result["rows"]
+                                 if row["defense"] == v.defense.name and row["label"] != "worst case"}
+                for v in variants}
+    out = Path(result["files"]["json"]).parent
+    png = figures.bar_chart_png(out / "ablation.png", accuracy, ylabel="accuracy (%)",
+                                title=f"{meta.name}: ARN ablation, gray-box accuracy (higher is better)")
+    record = {**result, "study": "ablation", "accuracy": accuracy, "ablation_png": str(png),
+              "variants": {v.defense.name: v.describe() for v in variants}}
+    write_json_atomic(out / "results.json", record)
+    return record
+
+
+def parse_seen_sets(text: str) -> list[list[str]]:
+    """'pgd_n,pgd_t;ddn_n,pgd_n' -> [['pgd_n', 'pgd_t'], ['ddn_n', 'pgd_n']]."""
+    from arnkit.pipeline.train import parse_seen
+
+    sets = [part for part in (p.strip() for p in str(text).split(";")) if part]
+    if not sets:
+        raise ArnkitError("--matrix needs seen sets separated by ';', e.g. --matrix 'pgd_n,pgd_t;ddn_n,pgd_n'")
+    return [parse_seen(part, "") for part in sets]
+
+
+def evaluate_matrix(dataset: str = "mnist", seen_sets: str | list[list[str]] = "pgd_n,pgd_t;ddn_n,pgd_n",
+                    attack: str | None = None, *, limit: int | None = None, train_steps: int | None = None,
+                    seed: int = 0, workspace: str | Path | None = None,
+                    progress: Progress | None = None) -> dict[str, Any]:
+    """The seen/unseen generalization matrix: one ARN per seen set (trained if missing) x every attack."""
+    from arnkit.pipeline.target import ensure_target
+
+    progress = progress or NullProgress()
+    meta = data.info(dataset)
+    ws = Workspace.resolve(workspace)
+    sets = parse_seen_sets(seen_sets) if isinstance(seen_sets, str) else [list(s) for s in seen_sets]
+    _, target = ensure_target(meta.name, workspace=ws.root, seed=seed, progress=progress)
+    variants = [_ensure_arn(meta.name, ws, seen=keys, ablate=(), name="ARN seen " + "+".join(keys),
+                            target_fingerprint=target.fingerprint, train_steps=train_steps, seed=seed,
+                            progress=progress) for keys in sets]
+    result = evaluate(meta.name, attack or MATRIX_ATTACKS, defenses=variants, threat_model="gray", limit=limit,
+                      seed=seed, workspace=ws.root, progress=progress)
+    rows = [v.defense.name for v in variants]
+    cols = [c for c in dict.fromkeys(r["label"] for r in result["rows"]) if c not in ("clean",)]
+    cells = {(r["defense"], r["label"]): r for r in result["rows"]}
+    matrix = np.array([[cells[(d, c)]["error"] for c in cols] for d in rows], dtype=float)
+    seen_mask = np.array([[bool(cells[(d, c)].get("seen")) for c in cols] for d in rows])
+    out = Path(result["files"]["json"]).parent
+    png = figures.heatmap_png(out / "matrix.png", matrix, rows, cols, seen=seen_mask,
+                              title=f"{meta.name}: gray-box error (%), seen attacks outlined")
+    record = {**result, "study": "matrix", "seen_sets": sets, "matrix": matrix.tolist(), "matrix_rows": rows,
+              "matrix_columns": cols, "matrix_png": str(png)}
+    write_json_atomic(out / "results.json", record)
+    return record

@@ -1,0 +1,96 @@
+"""`arnkit evaluate` and `arnkit report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from arnkit.evaluation.threat_models import THREAT_MODELS
+from arnkit_cli.common import (
+    JsonOpt,
+    RichProgress,
+    SeedOpt,
+    WorkspaceOpt,
+    emit_json,
+    handle_errors,
+    stderr,
+    table,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+    app.command("report")(report)
+
+
+@handle_errors
+def evaluate(
+    attack: Annotated[str | None, typer.Option(
+        "--attack", "-a", help="Attack key, comma list, key@eps (raised budget), or 'all'. Default: pgd_n "
+                               "(--ablation: Fig. 4's attacks; --matrix: every paper attack).")] = None,
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "mnist",
+    defense: Annotated[str, typer.Option(
+        "--defense", help="Comma list: none, arn (newest full ARN, trained if missing) or .keras paths.")] = "none,arn",
+    threat_model: Annotated[str, typer.Option(
+        "--threat-model", "-t", help=f"One of: {', '.join(THREAT_MODELS)}.")] = "gray",
+    limit: Annotated[int | None, typer.Option(
+        "--limit", help="First N test images; 0 = the whole test split. Default: 1000 (or the split if smaller).")
+                     ] = None,
+    iterations: Annotated[int | None, typer.Option(
+        "--iterations", help="Attack iterations (default: the attack's; BPDA runs 40 and 100).")] = None,
+    surrogate: Annotated[str | None, typer.Option(
+        "--surrogate", help="transfer only: the attacker's own pre-processor (.keras).")] = None,
+    target_model: Annotated[str | None, typer.Option(
+        "--target-model", help="Cross-model (Table 5): put the defenses in front of this zoo model instead.")] = None,
+    ablation: Annotated[bool, typer.Option(
+        "--ablation", help="Fig. 4: ARN vs its variants without L_adv, L_nor, L_att (trained if missing).")] = False,
+    matrix: Annotated[str | None, typer.Option(
+        "--matrix", help="Seen/unseen matrix over seen sets, e.g. 'pgd_n,pgd_t;ddn_n,pgd_n'.")] = None,
+    train_steps: Annotated[int | None, typer.Option(
+        "--train-steps", help="--ablation/--matrix: steps for defenses that must be trained.")] = None,
+    sanity: Annotated[bool, typer.Option(
+        "--sanity/--no-sanity", help="white/bpda: run the gradient, iterations, large-eps, ordering checks.")] = True,
+    seed: SeedOpt = 0,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Error rates (%) of the target alone and behind each defense, with tables (JSON, CSV, markdown) and
+    a PNG grid of adversarial vs restored images in the workspace."""
+    from arnkit.pipeline.evaluate import run_evaluation
+
+    result = run_evaluation(dataset, attack, defenses=defense, threat_model=threat_model, limit=limit,
+                            iterations=iterations, surrogate=surrogate, target_model=target_model,
+                            ablation=ablation, matrix=matrix, train_steps=train_steps, sanity_checks=sanity,
+                            seed=seed, workspace=workspace, progress=RichProgress(enabled=not json_out))
+    if json_out:
+        emit_json(result)
+        return
+    labels = list(dict.fromkeys(r["label"] for r in result["rows"]))
+    cells = {(r["defense"], r["label"]): r for r in result["rows"]}
+    body = [[d["name"]] + [(f"{cells[(d['name'], c)]['error']:.2f}" + ("*" if cells[(d["name"], c)]["seen"] else ""))
+                           if (d["name"], c) in cells else "-" for c in labels] for d in result["defenses"]]
+    stderr.print(table(f"{result['title']} (n={result['n']}; * = seen)", ["defense", *labels], body))
+    for check in result["sanity"]:
+        mark = "[green]pass[/]" if check["passed"] else "[bold red]FLAG[/]"
+        stderr.print(f"sanity {check['name']} ({check['defense']}): {mark} {check['value']} {check['detail']}")
+    figures = [result.get(k) for k in ("grid_png", "ablation_png", "matrix_png") if result.get(k)]
+    stderr.print(f"saved {', '.join(result['files'].values())}" + (f" and {', '.join(figures)}" if figures else ""))
+
+
+@handle_errors
+def report(
+    workspace: WorkspaceOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Markdown file (default: in the workspace).")
+                      ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Gather the workspace's targets, defenses, evaluations and detections into one markdown + HTML page."""
+    from arnkit.pipeline.report import build_report
+
+    result = build_report(workspace=workspace, output=output)
+    if json_out:
+        emit_json(result)
+        return
+    stderr.print(f"saved {result['markdown']} and {result['html']} ({result['sections']} sections)")

@@ -1,0 +1,243 @@
+"""`arnkit evaluate` / `arnkit report`: error-rate arithmetic, threat models, sanity flags, tables, bad input."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from typer.testing import CliRunner
+
+from arnkit.defenses.base import Defense, no_defense
+from arnkit.errors import ArnkitError
+from arnkit.evaluation import metrics, sanity
+from arnkit.evaluation.threat_models import attacked_model, parse_threat_model
+from arnkit.pipeline.evaluate import ResolvedDefense, attack_specs, evaluate, iteration_plan, run_evaluation
+from arnkit.pipeline.train import train_defense
+from arnkit_cli.main import app
+
+FAST_TRAIN = {"dataset": "synthetic", "seen": "fgsm,pgd_n", "width": "tiny", "pool_size": 128, "batch_size": 32,
+              "eval_limit": 32, "checkpoint_every": 8, "steps": 8}
+
+
+class MaskedIdentity(keras.layers.Layer):
+    """A planted gradient-masking 'defense': the identity forward, a zero gradient backward."""
+
+    def call(self, x):
+        return tf.stop_gradient(x)
+
+
+class NumpyMedian(keras.layers.Layer):
+    """A non-differentiable pre-processor (runs in numpy): 3x3 median filter."""
+
+    def call(self, x):
+        def median(a):
+            padded = np.pad(a, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+            stack = [padded[:, i:i + a.shape[1], j:j + a.shape[2]] for i in range(3) for j in range(3)]
+            return np.median(np.stack(stack), axis=0).astype(np.float32)
+
+        return tf.numpy_function(median, [x], tf.float32)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A workspace with the synthetic target and one tiny ARN (seen fgsm, pgd_n)."""
+    root = tmp_path_factory.mktemp("evaluate")
+    train_defense(workspace=root, **FAST_TRAIN)
+    return root
+
+
+# --------------------------------------------------------------------------------------- arithmetic ---
+
+def test_error_rate_arithmetic():
+    labels = np.array([0, 1, 2, 3])
+    logits = np.eye(4)[[0, 1, 0, 0]]
+    wrong = metrics.misclassified(logits, labels)
+    assert wrong.tolist() == [False, False, True, True]
+    assert metrics.error_rate(wrong) == 50.0 and metrics.accuracy(wrong) == 0.5
+    assert metrics.error_rate(np.zeros(0, bool)) == 0.0
+    worst = metrics.worst_case({"a": np.array([1, 0, 0, 0], bool), "b": np.array([0, 0, 1, 0], bool)})
+    assert worst.tolist() == [True, False, True, False]
+    with pytest.raises(ArnkitError, match="predictions for"):
+        metrics.misclassified(np.array([0, 1]), labels)
+    with pytest.raises(ArnkitError, match="same images"):
+        metrics.worst_case({"a": np.zeros(3, bool), "b": np.zeros(4, bool)})
+
+
+def test_attack_specs_and_iteration_plan():
+    specs = attack_specs("pgd_n,aa_n@0.4", "mnist")
+    assert [s.label for s in specs] == ["pgd_n", "aa_n@0.4"] and specs[1].params == {"eps": 0.4}
+    labels = [s.label for s in attack_specs("all", "mnist")]
+    assert "pgd_n@0.4" in labels and "aa_n@0.4" in labels and "sta_t" in labels and "fwa_n" in labels
+    assert iteration_plan(specs[0], "mnist", "bpda", None) == [40, 100]
+    assert iteration_plan(specs[0], "mnist", "gray", 7) == [7]
+    with pytest.raises(ArnkitError, match="no iteration count"):
+        iteration_plan(attack_specs("jsma_t", "mnist")[0], "mnist", "gray", 10)
+    with pytest.raises(ArnkitError, match="has no eps"):
+        attack_specs("jsma_t@0.4", "mnist")
+    with pytest.raises(ArnkitError, match="unknown attack"):
+        attack_specs("nope", "mnist")
+    with pytest.raises(ArnkitError, match="unknown threat model 'black'.*gray, white, bpda, transfer"):
+        parse_threat_model("black")
+
+
+# ------------------------------------------------------------------------------------ threat models ---
+
+def test_white_box_error_at_least_gray_box(tiny_classifier, synthetic_data):
+    from arnkit import attacks
+
+    _, _, x, y, _ = synthetic_data
+    x, y = x[:64], y[:64]
+    blur = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.AveragePooling2D(3, 1, padding="same")])
+    defense = Defense("blur", "preprocessor", blur)
+    attack = attacks.make("pgd_n", dataset="synthetic", eps=0.3, steps=40, step_size=0.02)
+    gray = attacked_model("gray", defense, tiny_classifier, classifier_tag="t", defense_tag="d")
+    white = attacked_model("white", defense, tiny_classifier, classifier_tag="t", defense_tag="d")
+    assert gray.shared_with_gray and not white.shared_with_gray and white.tag != gray.tag
+    errors = {}
+    for name, am in (("gray", gray), ("white", white)):
+        x_adv = attack(am.model, x, y, seed=0).x_adv
+        pred = np.argmax(np.asarray(tiny_classifier(blur(x_adv))), -1)
+        errors[name] = metrics.error_rate(metrics.misclassified(pred, y))
+    assert errors["white"] >= errors["gray"]
+    assert errors["white"] > 50.0
+
+
+def test_bpda_runs_through_a_non_differentiable_preprocessor(tiny_classifier, synthetic_data):
+    from arnkit import attacks
+
+    _, _, x, y, _ = synthetic_data
+    x, y = x[:48], y[:48]
+    defense = Defense("median", "preprocessor", NumpyMedian())
+    bpda = attacked_model("bpda", defense, tiny_classifier, classifier_tag="t", defense_tag="m")
+    grads = sanity.input_gradients(bpda.model, x, y)
+    assert np.all(np.isfinite(grads)) and np.abs(grads).sum() > 0  # identity gradient flows
+    white = attacked_model("white", defense, tiny_classifier, classifier_tag="t", defense_tag="m")
+    assert sanity.gradient_check(white.model, x, y).passed is False  # numpy_function: no gradient
+    x_adv = attacks.make("pgd_n", dataset="synthetic", eps=0.3, steps=40, step_size=0.02)(bpda.model, x, y, seed=0).x_adv
+    pred = np.argmax(np.asarray(tiny_classifier(NumpyMedian()(x_adv))), -1)
+    assert metrics.error_rate(metrics.misclassified(pred, y)) > 50.0
+
+
+def test_sanity_checks_pass_and_flag():
+    assert sanity.iterations_check(10.0, 10.4, 40).passed
+    assert not sanity.iterations_check(10.0, 12.0, 40).passed
+    assert sanity.large_eps_check(10.0, 10, 0.5).passed and not sanity.large_eps_check(40.0, 10, 0.5).passed
+    assert sanity.ordering_check(50.0, {"bpda": 40.0, "gray": 10.0}).passed
+    assert not sanity.ordering_check(30.0, {"bpda": 40.0}).passed
+
+
+def test_sanity_flags_trigger_on_a_planted_masking_defense(ws):
+    masked = ResolvedDefense(Defense("masked", "preprocessor", MaskedIdentity()), "masked-v1")
+    honest = ResolvedDefense(Defense("identity", "preprocessor", keras.layers.Identity()), "identity-v1")
+    result = evaluate("synthetic", "pgd_n", defenses=[masked, honest], threat_model="white", limit=64,
+                      workspace=ws)
+    checks = {(c["defense"], c["name"]): c for c in result["sanity"]}
+    for name in ("gradient", "large_eps", "ordering"):
+        assert checks[("masked", name)]["passed"] is False, checks[("masked", name)]
+        assert checks[("identity", name)]["passed"] is True, checks[("identity", name)]
+    assert result["sanity_passed"] is False
+    errors = {r["defense"]: r["error"] for r in result["rows"] if r["label"] == "pgd_n"}
+    assert errors["masked"] < errors["identity"]  # the masked gradient fools the white-box attack
+
+
+# ------------------------------------------------------------------------------------ the pipeline ---
+
+def test_gray_box_evaluation_writes_tables_and_grid(ws):
+    result = evaluate("synthetic", "fgsm,pgd_n", defenses="none,arn", limit=64, workspace=ws)
+    rows = {(r["defense"], r["label"]): r for r in result["rows"]}
+    assert set(rows) == {(d, c) for d in ("none", "arn") for c in ("clean", "fgsm", "pgd_n", "worst case")}
+    assert rows[("none", "pgd_n")]["error"] > 90.0 and rows[("arn", "pgd_n")]["seen"] is True
+    assert rows[("none", "pgd_n")]["seen"] is False
+    for d in ("none", "arn"):
+        assert rows[(d, "worst case")]["error"] >= max(rows[(d, "fgsm")]["error"], rows[(d, "pgd_n")]["error"])
+    files = result["files"]
+    with open(files["csv"]) as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 8 and {"defense", "attack", "error", "n"} <= set(table[0])
+    assert json.loads(open(files["json"]).read())["rows"] == result["rows"]
+    assert "| arn |" in open(files["markdown"]).read()
+    assert open(result["grid_png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert result["target"]["fingerprint"] and result["defenses"][1]["seen"] == ["fgsm", "pgd_n"]
+
+
+def test_evaluate_cli_json_schema_and_report(ws):
+    runner = CliRunner()
+    out = runner.invoke(app, ["evaluate", "--dataset", "synthetic", "--attack", "fgsm", "--limit", "32",
+                              "--threat-model", "bpda", "--no-sanity", "--workspace", str(ws), "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert {"rows", "defenses", "files", "sanity", "threat_model", "target", "n", "seed", "arnkit_version"} <= set(result)
+    assert result["threat_model"] == "bpda" and result["n"] == 32 and result["sanity"] == []
+    for row in result["rows"]:
+        assert {"defense", "label", "error", "n", "seen", "threat_model"} <= set(row)
+        assert 0.0 <= row["error"] <= 100.0
+    out = runner.invoke(app, ["report", "--workspace", str(ws), "--json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    text = open(report["markdown"]).read()
+    assert "## Evaluations" in text and "bpda" in text and "<table>" in open(report["html"]).read()
+
+
+def test_transfer_crafts_through_a_surrogate(ws, tmp_path):
+    from arnkit.defenses.arn import save_defense
+
+    surrogate = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.AveragePooling2D(3, 1, padding="same")])
+    path = tmp_path / "surrogate.keras"
+    save_defense(surrogate, path)
+    result = evaluate("synthetic", "fgsm", defenses="none,arn", threat_model="transfer", surrogate=str(path),
+                      limit=32, workspace=ws)
+    assert result["surrogate"]["fingerprint"] and len([r for r in result["rows"] if r["label"] == "fgsm"]) == 2
+
+
+def test_ablation_and_matrix_studies(ws):
+    from arnkit.pipeline.studies import evaluate_ablation, evaluate_matrix
+
+    result = evaluate_ablation("synthetic", "fgsm", limit=32, train_steps=4, workspace=ws)
+    assert set(result["accuracy"]) == {"ARN", "w/o L_adv", "w/o L_nor", "w/o L_att"}
+    ablated = {v["name"]: v for v in result["variants"].values()}
+    assert len({v["fingerprint"] for v in ablated.values()}) == 4
+    assert open(result["ablation_png"], "rb").read(4) == b"\x89PNG"
+    matrix = evaluate_matrix("synthetic", "fgsm,pgd_n;pgd_t,pgd_n", "fgsm,pgd_n", limit=32, train_steps=4, workspace=ws)
+    assert np.asarray(matrix["matrix"]).shape == (2, 3)  # two seen sets x (fgsm, pgd_n, worst case)
+    assert matrix["matrix_columns"] == ["fgsm", "pgd_n", "worst case"]
+    assert open(matrix["matrix_png"], "rb").read(4) == b"\x89PNG"
+
+
+# ------------------------------------------------------------------------------------------ bad input ---
+
+def test_bad_input_is_one_clear_error(ws, tmp_path):
+    with pytest.raises(ArnkitError, match="unknown threat model"):
+        evaluate("synthetic", "fgsm", threat_model="black", workspace=ws)
+    with pytest.raises(ArnkitError, match="larger than the synthetic test split"):
+        evaluate("synthetic", "fgsm", limit=10_000, workspace=ws)
+    with pytest.raises(ArnkitError, match="needs --surrogate"):
+        evaluate("synthetic", "fgsm", threat_model="transfer", workspace=ws)
+    with pytest.raises(ArnkitError, match="surrogate .* does not exist"):
+        evaluate("synthetic", "fgsm", threat_model="transfer", surrogate=str(tmp_path / "nope.keras"), workspace=ws)
+    with pytest.raises(ArnkitError, match="unknown defense 'apegan'"):
+        evaluate("synthetic", "fgsm", defenses="none,apegan", workspace=ws)
+    with pytest.raises(ArnkitError, match="separate studies"):
+        run_evaluation("synthetic", "fgsm", ablation=True, matrix="fgsm", workspace=ws)
+    # a defense trained for another dataset
+    record = json.loads(next((ws / "defenses").glob("synthetic-arn-*.d/record.json")).read_text())
+    foreign = tmp_path / "lisa-run"
+    foreign.mkdir()
+    (foreign / "arn.keras").write_bytes(open(record["defense_path"], "rb").read())
+    (foreign / "record.json").write_text(json.dumps({**record, "dataset": "lisa",
+                                                     "defense_path": str(foreign / "arn.keras")}))
+    with pytest.raises(ArnkitError, match="trained for lisa, not synthetic"):
+        evaluate("synthetic", "fgsm", defenses=str(foreign / "arn.keras"), workspace=ws)
+    out = CliRunner().invoke(app, ["evaluate", "--dataset", "synthetic", "--threat-model", "black",
+                                   "--workspace", str(ws)])
+    assert out.exit_code == 1 and "unknown threat model" in out.output and len(out.output.strip().splitlines()) == 1
+
+
+def test_no_defense_is_the_identity(synthetic_data, tiny_classifier):
+    from arnkit.pipeline.evaluate import defended_predictions
+
+    _, _, x, y, _ = synthetic_data
+    pred, restored = defended_predictions(no_defense(), tiny_classifier, x[:16])
+    np.testing.assert_array_equal(pred, np.argmax(np.asarray(tiny_classifier(x[:16])), -1))
+    np.testing.assert_allclose(restored, x[:16])
