@@ -241,3 +241,12 @@ def test_no_defense_is_the_identity(synthetic_data, tiny_classifier):
     pred, restored = defended_predictions(no_defense(), tiny_classifier, x[:16])
     np.testing.assert_array_equal(pred, np.argmax(np.asarray(tiny_classifier(x[:16])), -1))
     np.testing.assert_allclose(restored, x[:16])
+
+
+def test_cross_model_puts_the_defense_in_front_of_another_target(ws):
+    result = evaluate("synthetic", "fgsm", defenses="none,arn", target_model="lisa_cnn", limit=32, workspace=ws)
+    assert result["cross_model"] is True and result["target"]["model"] == "lisa_cnn"
+    arn = next(d for d in result["defenses"] if d["name"] == "arn")
+    assert arn["seen"] == ["fgsm", "pgd_n"]  # the defense trained against the default target (lenet)
+    rows = {(r["defense"], r["label"]): r["error"] for r in result["rows"]}
+    assert rows[("none", "clean")] < 20.0
