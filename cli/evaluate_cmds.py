@@ -68,10 +68,16 @@ def evaluate(
         emit_json(result)
         return
     labels = list(dict.fromkeys(r["label"] for r in result["rows"]))
+    names = [d["name"] for d in result["defenses"]]
     cells = {(r["defense"], r["label"]): r for r in result["rows"]}
-    body = [[d["name"]] + [(f"{cells[(d['name'], c)]['error']:.2f}" + ("*" if cells[(d["name"], c)]["seen"] else ""))
-                           if (d["name"], c) in cells else "-" for c in labels] for d in result["defenses"]]
-    stderr.print(table(f"{result['title']} (n={result['n']}; * = seen)", ["defense", *labels], body))
+
+    def cell(name: str, label: str) -> str:
+        row = cells.get((name, label))
+        return "-" if row is None else f"{row['error']:.2f}" + ("*" if row["seen"] else "")
+
+    title = f"{result['title']} (n={result['n']}; * = seen)"
+    # Attacks as rows: a terminal fits many attacks down, few across.
+    stderr.print(table(title, ["attack", *names], [[label] + [cell(n, label) for n in names] for label in labels]))
     for check in result["sanity"]:
         mark = "[green]pass[/]" if check["passed"] else "[bold red]FLAG[/]"
         stderr.print(f"sanity {check['name']} ({check['defense']}): {mark} {check['value']} {check['detail']}")
