@@ -1,12 +1,13 @@
 """Speed of arnkit's pixel-constrained attacks against cleverhans 4, on the paper's LeNet and MNIST.
 
 One run, one machine, one batch: PGD-40 (eps .3, step .01, random start) img/s for arnkit and for cleverhans's
-`projected_gradient_descent` wrapped in `tf.function`; CW-L2 (ARN settings: 500 steps, 4 search steps,
-confidence 1, c0 1, lr 1e-2) img/s, success and mean L2 for arnkit and for cleverhans's `carlini_wagner_l2`
-(which fails under Keras 3: the error is shown, then a one-line shim is applied); DDN-100 img/s. Prints a
-markdown table.
+`projected_gradient_descent` wrapped in `tf.function`; CW-L2 img/s, success and mean L2 for arnkit's default
+(`cw_n`: 60 Adam steps at lr .2 x 4 search steps), arnkit at ARN's settings (500 steps at lr 1e-2 x 4) and
+cleverhans's `carlini_wagner_l2` at ARN's settings (it fails under Keras 3: the error is shown, then a one-line
+shim is applied); DDN-100 img/s. Every pair is timed interleaved (A B A B ...) after a warm-up call each, and a
+ratio is the median over repetitions of the per-repetition ratio. Prints a markdown table.
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/bench_pixel_attacks.py            # ~5-10 min on 2 cores
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/bench_pixel_attacks.py            # ~15-25 min on 2 cores
 
 The LeNet (conv 32-64, fc 200) is trained for `--epochs` epochs with Adam 1e-3, batch 128, and its weights are
 cached under /tmp/arnkit_bench so later runs skip training.
@@ -31,6 +32,7 @@ import tensorflow as tf  # noqa: E402
 from arnkit import data  # noqa: E402
 from arnkit.attacks import make  # noqa: E402
 from arnkit.attacks.base import norms  # noqa: E402
+from arnkit.attacks.cw import ARN_MNIST  # noqa: E402
 from arnkit.models import build  # noqa: E402
 
 CACHE = Path("/tmp/arnkit_bench")
@@ -86,6 +88,13 @@ class Timing:
     def cpu_ms_per_image(self) -> float:  # median
         return 1000.0 * statistics.median(self.cpus) / self.n_images
 
+    def speedup_over(self, other: Timing) -> tuple[float, float, list[float]]:
+        """Median over repetitions of other's time / this time (wall, CPU), and the per-repetition wall ratios.
+        Repetition i of both was measured back to back, under the same load."""
+        wall = [theirs / ours for ours, theirs in zip(self.walls, other.walls, strict=True)]
+        cpu = [theirs / ours for ours, theirs in zip(self.cpus, other.cpus, strict=True)]
+        return statistics.median(wall), statistics.median(cpu), wall
+
 
 def interleaved(fns: dict[str, Callable[[], object]], n_images: int, repeats: int) -> dict[str, Timing]:
     """Time each function `repeats` times in turns (after one warm-up call each, which also traces it), so
@@ -127,11 +136,13 @@ class _Keras3AdamShim:
         self._optimizer.apply_gradients(grads_and_vars)
 
 
-def cleverhans_cw(model: keras.Model, x: np.ndarray, *, shim: bool) -> np.ndarray:
+def cleverhans_cw(model: keras.Model, x: np.ndarray, *, shim: bool, steps: int = 500,
+                  learning_rate: float = 1e-2) -> np.ndarray:
+    """cleverhans's CW-L2, by default at ARN's settings (500 steps, 4 search steps, confidence 1, c0 1, lr 1e-2)."""
     from cleverhans.tf2.attacks.carlini_wagner_l2 import CarliniWagnerL2
 
-    attack = CarliniWagnerL2(model, batch_size=len(x), clip_min=0.0, clip_max=1.0, max_iterations=500,
-                             binary_search_steps=4, confidence=1.0, initial_const=1.0, learning_rate=1e-2,
+    attack = CarliniWagnerL2(model, batch_size=len(x), clip_min=0.0, clip_max=1.0, max_iterations=steps,
+                             binary_search_steps=4, confidence=1.0, initial_const=1.0, learning_rate=learning_rate,
                              abort_early=True)
     if shim:
         attack.optimizer = _Keras3AdamShim(attack.optimizer)
@@ -149,7 +160,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--cw-images", type=int, default=None, help="CW on the first N of the batch (default all)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="PGD repetitions")
+    parser.add_argument("--cw-repeats", type=int, default=3, help="CW repetitions (cleverhans: ~2-3 min each)")
+    parser.add_argument("--skip-arn-settings", action="store_true", help="skip arnkit CW at ARN's 500x4 settings")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--skip-cleverhans-cw", action="store_true")
     args = parser.parse_args()
@@ -179,9 +192,10 @@ def main() -> None:
 
     timing = interleaved({"arnkit": run_ours, "arnkit_run": run_ours_attack_only, "cleverhans": run_theirs},
                          n, args.repeats)
-    speed = {lib: (f"{timing[lib].rate / timing['cleverhans'].rate:.2f}x cleverhans wall, "
-                   f"{timing['cleverhans'].cpu_ms_per_image / timing[lib].cpu_ms_per_image:.2f}x CPU")
-             for lib in timing}
+    speed = {}
+    for lib in timing:
+        wall, cpu, per_rep = timing[lib].speedup_over(timing["cleverhans"])
+        speed[lib] = (f"{wall:.2f}x cleverhans wall ({'/'.join(f'{r:.2f}' for r in per_rep)}), {cpu:.2f}x CPU")
     for lib, label in (("arnkit", "arnkit"), ("arnkit_run", "arnkit, `run` only"), ("cleverhans", "cleverhans")):
         row = [f"PGD-40 Linf .3 ({label})", n, f"{timing[lib].rate:.1f}", f"{timing[lib].cpu_ms_per_image:.1f}"]
         if lib == "arnkit_run":
@@ -193,16 +207,9 @@ def main() -> None:
         rows.append(row)
     print(f"PGD timings are medians of {args.repeats} interleaved runs after a first (tracing) call.")
 
-    # CW-L2, ARN settings. Warm the trace with a 1-step run on the same batch shape.
+    # CW-L2: arnkit's default, arnkit at ARN's settings, cleverhans at ARN's settings; interleaved.
     m = args.cw_images or n
     x_cw, y_cw = x[:m], y[:m]
-    make("cw_n", dataset="mnist", steps=1, binary_search_steps=1)(model, x_cw, y_cw)
-    ours_cw = Timing(m)
-    cw_result = ours_cw.measure(lambda: make("cw_n", dataset="mnist")(model, x_cw, y_cw, seed=0))
-    success, l2 = l2_summary(model, x_cw, y_cw, cw_result.x_adv)
-    rows.append(["CW-L2 500x4 (arnkit)", m, f"{ours_cw.rate:.2f}", f"{ours_cw.cpu_ms_per_image:.0f}",
-                 f"{success:.3f}", f"{l2:.2f}", ""])
-
     if not args.skip_cleverhans_cw:
         try:
             cleverhans_cw(model, x_cw[:4], shim=False)
@@ -210,13 +217,46 @@ def main() -> None:
         except Exception as exc:  # shown verbatim: this is the Keras 3 incompatibility being documented
             note = f"fails unpatched: {type(exc).__name__}: {exc}"
         print(f"cleverhans carlini_wagner_l2 {note}")
-        theirs_cw = Timing(m)
-        adv = theirs_cw.measure(lambda: cleverhans_cw(model, x_cw, shim=True))
-        success, l2 = l2_summary(model, x_cw, y_cw, adv)
-        rows.append(["CW-L2 500x4 (cleverhans + Keras 3 shim)", m, f"{theirs_cw.rate:.2f}",
-                     f"{theirs_cw.cpu_ms_per_image:.0f}", f"{success:.3f}", f"{l2:.2f}",
-                     f"arnkit {ours_cw.rate / theirs_cw.rate:.1f}x wall, "
-                     f"{theirs_cw.cpu_ms_per_image / ours_cw.cpu_ms_per_image:.1f}x CPU"])
+    cw_runs = {"arnkit": make("cw_n", dataset="mnist")}
+    if not args.skip_arn_settings:
+        cw_runs["arnkit_arn"] = make("cw_n", dataset="mnist", **ARN_MNIST)
+    cw_out: dict[str, np.ndarray] = {}
+
+    def cw_call(key: str) -> Callable[[], object]:
+        if key == "cleverhans":
+            return lambda: cw_out.__setitem__(key, cleverhans_cw(model, x_cw, shim=True))
+        if key == "cleverhans_short":  # cleverhans at arnkit's default schedule: the per-iteration comparison
+            default = cw_runs["arnkit"]
+            return lambda: cw_out.__setitem__(key, cleverhans_cw(model, x_cw, shim=True, steps=default.steps,
+                                                                 learning_rate=default.learning_rate))
+        return lambda: cw_out.__setitem__(key, cw_runs[key](model, x_cw, y_cw, seed=0).x_adv)
+
+    keys = list(cw_runs) + ([] if args.skip_cleverhans_cw else ["cleverhans", "cleverhans_short"])
+    # Warm-up: trace arnkit's graphs with a 1-step run on the batch shape; cleverhans's first repetition
+    # includes its (small) tracing, as it did in earlier versions of this bench.
+    make("cw_n", dataset="mnist", steps=1, binary_search_steps=1)(model, x_cw, y_cw)
+    cw_timing = {key: Timing(m) for key in keys}
+    for _ in range(args.cw_repeats):
+        for key in keys:
+            cw_timing[key].measure(cw_call(key))
+    default = cw_runs["arnkit"]
+    schedule = f"{default.steps}x{default.binary_search_steps} lr {default.learning_rate:g}"
+    labels = {"arnkit": f"CW-L2 {schedule} (arnkit default)", "arnkit_arn": "CW-L2 500x4 lr 1e-2 (arnkit, ARN settings)",
+              "cleverhans": "CW-L2 500x4 lr 1e-2 (cleverhans + Keras 3 shim)",
+              "cleverhans_short": f"CW-L2 {schedule} (cleverhans + Keras 3 shim)"}
+    for key in keys:
+        success, l2 = l2_summary(model, x_cw, y_cw, cw_out[key])
+        note = ""
+        if key.startswith("arnkit") and "cleverhans" in cw_timing:
+            wall, cpu, per_rep = cw_timing[key].speedup_over(cw_timing["cleverhans"])
+            note = (f"{wall:.1f}x cleverhans 500x4 wall ({'/'.join(f'{r:.1f}' for r in per_rep)}), "
+                    f"{cpu:.1f}x CPU")
+            if key == "arnkit":
+                wall, cpu, _ = cw_timing[key].speedup_over(cw_timing["cleverhans_short"])
+                note += f"; {wall:.1f}x cleverhans at the same schedule wall, {cpu:.1f}x CPU"
+        rows.append([labels[key], m, f"{cw_timing[key].rate:.2f}", f"{cw_timing[key].cpu_ms_per_image:.0f}",
+                     f"{success:.3f}", f"{l2:.2f}", note])
+    print(f"CW timings are medians of {args.cw_repeats} interleaved runs.")
 
     # DDN-100.
     make("ddn_n", dataset="mnist", steps=1)(model, x, y)
