@@ -366,6 +366,27 @@ def test_exported_file_loads_under_jax_backend(saved_preprocessor, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)
 
 
+@pytest.mark.slow  # a torch subprocess: 10-30 s on 2 shared cores
+def test_exported_file_loads_under_torch_backend(saved_preprocessor, tmp_path):
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed (pip install 'arnkit[torch]'): the torch-backend load was not checked")
+    path, x, expected = saved_preprocessor
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, keras
+        assert keras.backend.backend() == "torch"
+        from keras import ops
+        from arnkit.defenses.arn import load_defense
+        model = load_defense({str(path)!r})
+        out = ops.convert_to_numpy(model(np.load({str(tmp_path / "x.npy")!r})))
+        np.save({str(tmp_path / "out.npy")!r}, out)
+        assert "tensorflow" not in sys.modules, "loading the defense imported TensorFlow"
+    """)
+    done = _run_script(script, env={"KERAS_BACKEND": "torch"}, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------- checkpoints ---
 
 @pytest.mark.parametrize("schedule", [{}, {"lr_schedule": "cosine", "lr_decay_steps": 4}],
