@@ -139,6 +139,8 @@ class FWA(Attack):
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "mnist": {"eps": 0.5},
         "cifar10": {"eps": 0.005, "capacity": True},
+        # The FWA paper has no LISA setting; LISA's 32x32 colour signs take CIFAR-10's.
+        "lisa": {"eps": 0.005, "capacity": True},
     }
 
     def __init__(self, *, eps: float = 0.5, kernel_size: int = 5, steps: int = 300, gamma: float = 1e-3,
