@@ -347,42 +347,26 @@ def test_export_round_trip(saved_preprocessor):
     assert loaded.get_layer("encoder").sync_batchnorm is False
 
 
-@pytest.mark.slow  # a JAX subprocess: 15-35 s on 2 shared cores
-def test_exported_file_loads_under_jax_backend(saved_preprocessor, tmp_path):
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed (pip install 'arnkit[jax]'): the JAX-backend load was not checked")
+BACKEND_ENV = {"jax": {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}, "torch": {"KERAS_BACKEND": "torch"}}
+
+
+@pytest.mark.slow  # a JAX or torch subprocess: 10-35 s on 2 shared cores
+@pytest.mark.parametrize("backend", sorted(BACKEND_ENV))
+def test_exported_file_loads_under_another_backend(saved_preprocessor, tmp_path, backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install 'arnkit[{backend}]'): that backend was not checked")
     path, x, expected = saved_preprocessor
     np.save(tmp_path / "x.npy", x)
     script = textwrap.dedent(f"""
         import sys, numpy as np, keras
-        assert keras.backend.backend() == "jax"
-        from arnkit.defenses.arn import load_defense
-        model = load_defense({str(path)!r})
-        np.save({str(tmp_path / "out.npy")!r}, np.asarray(model(np.load({str(tmp_path / "x.npy")!r}))))
-        assert "tensorflow" not in sys.modules, "loading the defense imported TensorFlow"
-    """)
-    done = _run_script(script, env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}, timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)
-
-
-@pytest.mark.slow  # a torch subprocess: 10-30 s on 2 shared cores
-def test_exported_file_loads_under_torch_backend(saved_preprocessor, tmp_path):
-    if importlib.util.find_spec("torch") is None:
-        pytest.skip("torch is not installed (pip install 'arnkit[torch]'): the torch-backend load was not checked")
-    path, x, expected = saved_preprocessor
-    np.save(tmp_path / "x.npy", x)
-    script = textwrap.dedent(f"""
-        import sys, numpy as np, keras
-        assert keras.backend.backend() == "torch"
+        assert keras.backend.backend() == {backend!r}
         from keras import ops
         from arnkit.defenses.arn import load_defense
         model = load_defense({str(path)!r})
-        out = ops.convert_to_numpy(model(np.load({str(tmp_path / "x.npy")!r})))
-        np.save({str(tmp_path / "out.npy")!r}, out)
+        np.save({str(tmp_path / "out.npy")!r}, ops.convert_to_numpy(model(np.load({str(tmp_path / "x.npy")!r}))))
         assert "tensorflow" not in sys.modules, "loading the defense imported TensorFlow"
     """)
-    done = _run_script(script, env={"KERAS_BACKEND": "torch"}, timeout=180)
+    done = _run_script(script, env=BACKEND_ENV[backend], timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)
 
