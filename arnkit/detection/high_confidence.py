@@ -41,7 +41,7 @@ def _margin_ascent_steps(model: Any, x: tf.Tensor, x_adv: tf.Tensor, labels: tf.
             true_logit = tf.reduce_sum(logits * true_mask, axis=-1)
             best_other = tf.reduce_max(logits - 1e9 * true_mask, axis=-1)
             loss = tf.minimum(best_other - true_logit, kappa)
-        grad = tape.gradient(loss, x_adv)
+        grad = tape.gradient(loss, x_adv, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         x_adv = tf.clip_by_value(x_adv + step_size * tf.sign(grad), lower, upper)
     return x_adv
 
