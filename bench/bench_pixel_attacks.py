@@ -7,7 +7,7 @@ cleverhans's `carlini_wagner_l2` at ARN's settings (it fails under Keras 3: the 
 shim is applied); DDN-100 img/s. Every pair is timed interleaved (A B A B ...) after a warm-up call each, and a
 ratio is the median over repetitions of the per-repetition ratio. Prints a markdown table.
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/bench_pixel_attacks.py            # ~15-25 min on 2 cores
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/bench_pixel_attacks.py            # ~30 min on 2 shared cores
 
 The LeNet (conv 32-64, fc 200) is trained for `--epochs` epochs with Adam 1e-3, batch 128, and its weights are
 cached under /tmp/arnkit_bench so later runs skip training.
