@@ -152,3 +152,19 @@ def test_wrappers_reject_bad_arguments(tiny_classifier):
         compose("blur", tiny_classifier)
     with pytest.raises(ArnkitError, match="backward"):
         BPDA(round_quantizer, tiny_classifier, backward=3)
+
+
+def test_composed_model_under_a_free_batch_dimension(tiny_classifier, synthetic_data):
+    """Attacks trace with an unknown batch size (CW compacts its batch): the classifier's logits keep their
+    own shape, and a numpy defense gets the image shape back."""
+    import tensorflow as tf
+
+    from arnkit.attacks.adaptive import BPDA, compose
+
+    _, _, x, _, _ = synthetic_data
+    median = lambda t: tf.numpy_function(lambda a: a.copy(), [t], tf.float32)  # noqa: E731  (shape-less defense)
+    for model in (compose(median, tiny_classifier), BPDA(median, tiny_classifier)):
+        fn = tf.function(lambda t, m=model: m(t, training=False),
+                         input_signature=[tf.TensorSpec([None, *x.shape[1:]], tf.float32)])
+        logits = fn(tf.constant(x[:5]))
+        assert tuple(logits.shape) == (5, 4)

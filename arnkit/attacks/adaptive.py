@@ -37,12 +37,15 @@ from arnkit.errors import ArnkitError
 Transform = Callable[..., Any]
 
 
-def _apply(fn: Transform, x: tf.Tensor, training: bool | None) -> tf.Tensor:
-    """Call a Keras layer with `training`, a plain callable without it; restore x's static shape."""
+def _apply(fn: Transform, x: tf.Tensor, training: bool | None, *, image_to_image: bool = False) -> tf.Tensor:
+    """Call a Keras layer with `training`, a plain callable without it. For a defense (`image_to_image`), give
+    the output x's static shape back where the callable lost it (tf.numpy_function does)."""
     out = fn(x, training=training) if isinstance(fn, keras.layers.Layer) else fn(x)
     out = tf.convert_to_tensor(out, dtype=x.dtype)
-    # tf.numpy_function loses the static shape, which the classifier's first layer needs
-    return tf.ensure_shape(out, x.shape) if out.shape.rank is None or not out.shape.is_fully_defined() else out
+    # The classifier's first layer needs the image shape; a classifier's own output is left alone.
+    if image_to_image and (out.shape.rank is None or not out.shape[1:].is_fully_defined()):
+        return tf.ensure_shape(out, x.shape)
+    return out
 
 
 def _check_callable(name: str, value: Any) -> None:
@@ -61,7 +64,7 @@ class ComposedModel(keras.Model):
         self.classifier = classifier
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        return _apply(self.classifier, _apply(self.defense, x, training), training)
+        return _apply(self.classifier, _apply(self.defense, x, training, image_to_image=True), training)
 
 
 def compose(defense: Transform, classifier: Transform) -> keras.Model:
@@ -85,8 +88,8 @@ class BPDA(keras.Model):
         self.backward = backward
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        forward = tf.stop_gradient(_apply(self.defense, x, training))
-        surrogate = x if self.backward is None else _apply(self.backward, x, training)
+        forward = tf.stop_gradient(_apply(self.defense, x, training, image_to_image=True))
+        surrogate = x if self.backward is None else _apply(self.backward, x, training, image_to_image=True)
         return _apply(self.classifier, surrogate + tf.stop_gradient(forward - surrogate), training)
 
 
