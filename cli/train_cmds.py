@@ -41,6 +41,8 @@ def train(
     learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="Adam step for all four players "
                                                          "(default: 1e-3 on MNIST's short CPU schedule; the "
                                                          "paper's is 1e-4).")] = None,
+    lr_schedule: Annotated[str | None, typer.Option(
+        "--lr-schedule", help="constant or cosine (decays to 0 over --steps); default: constant.")] = None,
     eval_limit: Annotated[int, typer.Option("--eval-limit", help="Test images for the closing report.")] = 1000,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard logs.")] = False,
     seed: SeedOpt = 0,
@@ -53,7 +55,7 @@ def train(
     record = train_defense(dataset, seen, steps=steps, width=width, objective=objective, batch_size=batch_size,
                            pool_size=pool_size, ablate=tuple(ablate or ()), strategy=strategy, resume=resume,
                            eval_limit=eval_limit, tensorboard=tensorboard, seed=seed, workspace=workspace,
-                           learning_rate=learning_rate,
+                           learning_rate=learning_rate, lr_schedule=lr_schedule,
                            progress=RichProgress(enabled=not json_out))
     if json_out:
         emit_json(record)

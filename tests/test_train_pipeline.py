@@ -122,3 +122,5 @@ def test_cli_train_json(run):
     assert out["defense_path"] == record["defense_path"]
     bad = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--seen", "nope", "--workspace", str(ws)])
     assert bad.exit_code == 1 and "unknown attack 'nope'" in bad.output
+    bad = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--lr-schedule", "linear", "--workspace", str(ws)])
+    assert bad.exit_code == 1 and "linear" in bad.output and len(bad.output.strip().splitlines()) == 1
