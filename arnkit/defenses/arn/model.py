@@ -368,7 +368,8 @@ class ARN(keras.Model):
             if len(stored) != len(variables):
                 raise ArnkitError(
                     f"checkpoint {Path(path).name} holds {len(stored)} {group} variables, this ARN has "
-                    f"{len(variables)}; it was made with another width preset or objective"
+                    f"{len(variables)}; it was made with another width preset, objective or learning-rate "
+                    "schedule: load it with ARN.from_checkpoint, which rebuilds the run's own config"
                 )
             for key, variable in zip(stored, variables, strict=True):
                 value = arrays[key]
