@@ -37,7 +37,7 @@ from arnkit.errors import ArnkitError
 Transform = Callable[..., Any]
 
 
-def _apply(fn: Transform, x: tf.Tensor, training: bool | None, *, image_to_image: bool = False) -> tf.Tensor:
+def apply_transform(fn: Transform, x: tf.Tensor, training: bool | None, *, image_to_image: bool = False) -> tf.Tensor:
     """Call a Keras layer with `training`, a plain callable without it. For a defense (`image_to_image`), give
     the output x's static shape back where the callable lost it (tf.numpy_function does)."""
     out = fn(x, training=training) if isinstance(fn, keras.layers.Layer) else fn(x)
@@ -64,7 +64,7 @@ class ComposedModel(keras.Model):
         self.classifier = classifier
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        return _apply(self.classifier, _apply(self.defense, x, training, image_to_image=True), training)
+        return apply_transform(self.classifier, apply_transform(self.defense, x, training, image_to_image=True), training)
 
 
 def compose(defense: Transform, classifier: Transform) -> keras.Model:
@@ -88,9 +88,9 @@ class BPDA(keras.Model):
         self.backward = backward
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        forward = tf.stop_gradient(_apply(self.defense, x, training, image_to_image=True))
-        surrogate = x if self.backward is None else _apply(self.backward, x, training, image_to_image=True)
-        return _apply(self.classifier, surrogate + tf.stop_gradient(forward - surrogate), training)
+        forward = tf.stop_gradient(apply_transform(self.defense, x, training, image_to_image=True))
+        surrogate = x if self.backward is None else apply_transform(self.backward, x, training, image_to_image=True)
+        return apply_transform(self.classifier, surrogate + tf.stop_gradient(forward - surrogate), training)
 
 
 class EOT(keras.Model):
@@ -113,12 +113,12 @@ class EOT(keras.Model):
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if self.parallel:
-            logits = _apply(self.model, tf.tile(x, [self.samples, 1, 1, 1]), training)
+            logits = apply_transform(self.model, tf.tile(x, [self.samples, 1, 1, 1]), training)
             return tf.reduce_mean(tf.reshape(logits, [self.samples, tf.shape(x)[0], -1]), axis=0)
-        total = _apply(self.model, x, training)
+        total = apply_transform(self.model, x, training)
         for _ in range(self.samples - 1):
-            total += _apply(self.model, x, training)
+            total += apply_transform(self.model, x, training)
         return total / float(self.samples)
 
 
-__all__ = ["BPDA", "EOT", "ComposedModel", "compose"]
+__all__ = ["BPDA", "EOT", "ComposedModel", "apply_transform", "compose"]

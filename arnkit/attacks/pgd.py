@@ -40,9 +40,18 @@ _CIFAR = {"eps": 8 / 255, "steps": 40, "step_size": 0.01, "random_start": True}
 STEPS_PER_GRAPH = 10
 
 
+def _capped_margin(logits: tf.Tensor, labels: tf.Tensor, kappa: tf.Tensor) -> tf.Tensor:
+    """min(max_{i != y} Z_i - Z_y, kappa): CW's margin, flat once the example is kappa past the boundary."""
+    true_mask = tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
+    true_logit = tf.reduce_sum(logits * true_mask, axis=-1)
+    best_other = tf.reduce_max(logits - 1e9 * true_mask, axis=-1)
+    return tf.minimum(best_other - true_logit, kappa)
+
+
 @tf.function
 def _sign_gradient_steps(model: Any, x: tf.Tensor, x_adv: tf.Tensor, labels: tf.Tensor, eps: tf.Tensor,
-                         step_size: tf.Tensor, direction: tf.Tensor, n: int) -> tf.Tensor:
+                         step_size: tf.Tensor, direction: tf.Tensor, kappa: tf.Tensor, n: int,
+                         margin: bool) -> tf.Tensor:
     lower = tf.maximum(x - eps, 0.0)
     upper = tf.minimum(x + eps, 1.0)
     for _ in range(n):
@@ -50,7 +59,10 @@ def _sign_gradient_steps(model: Any, x: tf.Tensor, x_adv: tf.Tensor, labels: tf.
             tape.watch(x_adv)
             logits = model(x_adv, training=False)
             # Per-example losses: the tape sums them.
-            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            if margin:
+                loss = _capped_margin(logits, labels, kappa)
+            else:
+                loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
         grad = tape.gradient(loss, x_adv, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         # Clipping to the intersection of the eps-ball and [0,1] is one op: both are boxes.
         x_adv = tf.clip_by_value(x_adv + direction * step_size * tf.sign(grad), lower, upper)
@@ -58,14 +70,17 @@ def _sign_gradient_steps(model: Any, x: tf.Tensor, x_adv: tf.Tensor, labels: tf.
 
 
 def sign_gradient_descent(model: Any, x: tf.Tensor, x_start: tf.Tensor, labels: tf.Tensor, *, eps: float,
-                          step_size: float, steps: int, ascend: bool) -> tf.Tensor:
+                          step_size: float, steps: int, ascend: bool, margin_kappa: float | None = None
+                          ) -> tf.Tensor:
     """`steps` signed-gradient L-inf steps from `x_start`, each projected onto the eps-ball around `x` and [0,1];
-    ascending the cross-entropy of `labels` (untargeted) or descending it (targeted)."""
+    ascending the cross-entropy of `labels` (untargeted) or descending it (targeted). With `margin_kappa` the
+    loss is CW's margin capped at kappa instead (the high-confidence attack of arnkit.detection)."""
     args = (tf.constant(eps, tf.float32), tf.constant(step_size, tf.float32),
-            tf.constant(1.0 if ascend else -1.0))
+            tf.constant(1.0 if ascend else -1.0), tf.constant(margin_kappa or 0.0, tf.float32))
     x_adv = x_start
     for done in range(0, steps, STEPS_PER_GRAPH):
-        x_adv = _sign_gradient_steps(model, x, x_adv, labels, *args, min(STEPS_PER_GRAPH, steps - done))
+        x_adv = _sign_gradient_steps(model, x, x_adv, labels, *args, min(STEPS_PER_GRAPH, steps - done),
+                                     margin_kappa is not None)
     return x_adv
 
 

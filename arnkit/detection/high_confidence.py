@@ -22,28 +22,8 @@ from typing import Any, ClassVar
 import tensorflow as tf
 
 from arnkit.attacks.base import Attack
+from arnkit.attacks.pgd import sign_gradient_descent
 from arnkit.errors import ArnkitError
-
-# Steps per traced graph (as in attacks/pgd.py: a Python loop over short unrolled chunks).
-STEPS_PER_GRAPH = 10
-
-
-@tf.function
-def _margin_ascent_steps(model: Any, x: tf.Tensor, x_adv: tf.Tensor, labels: tf.Tensor, eps: tf.Tensor,
-                         step_size: tf.Tensor, kappa: tf.Tensor, n: int) -> tf.Tensor:
-    lower = tf.maximum(x - eps, 0.0)
-    upper = tf.minimum(x + eps, 1.0)
-    for _ in range(n):
-        with tf.GradientTape() as tape:
-            tape.watch(x_adv)
-            logits = model(x_adv, training=False)
-            true_mask = tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
-            true_logit = tf.reduce_sum(logits * true_mask, axis=-1)
-            best_other = tf.reduce_max(logits - 1e9 * true_mask, axis=-1)
-            loss = tf.minimum(best_other - true_logit, kappa)
-        grad = tape.gradient(loss, x_adv, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        x_adv = tf.clip_by_value(x_adv + step_size * tf.sign(grad), lower, upper)
-    return x_adv
 
 
 class HighConfidencePGD(Attack):
@@ -75,9 +55,5 @@ class HighConfidencePGD(Attack):
         self.step_size = float(step_size)
 
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
-        args = (tf.constant(self.eps, tf.float32), tf.constant(self.step_size, tf.float32),
-                tf.constant(self.kappa, tf.float32))
-        x_adv = x
-        for done in range(0, self.steps, STEPS_PER_GRAPH):
-            x_adv = _margin_ascent_steps(model, x, x_adv, y, *args, min(STEPS_PER_GRAPH, self.steps - done))
-        return x_adv
+        return sign_gradient_descent(model, x, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
+                                     ascend=True, margin_kappa=self.kappa)

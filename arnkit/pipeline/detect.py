@@ -26,20 +26,6 @@ NOISE_MIN_ACCURACY = 0.98
 THRESHOLD = 0.5
 
 
-def find_defense(dataset: str, workspace: Workspace) -> tuple[str, str] | None:
-    """(defense .keras path, its record.json) of the newest `arnkit train` run for `dataset`, if any."""
-    records = sorted((workspace.root / "defenses").glob(f"{dataset}-arn-*.d/record.json"),
-                     key=lambda p: p.stat().st_mtime, reverse=True)
-    for record_path in records:
-        try:
-            path = json.loads(record_path.read_text()).get("defense_path")
-        except (OSError, json.JSONDecodeError):
-            continue
-        if path and Path(path).exists():
-            return str(path), str(record_path)
-    return None
-
-
 def _batched(model: Any, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
     from keras import ops
 
@@ -192,10 +178,12 @@ def _resolve_defense(dataset: str, ws: Workspace, defense_path: str | Path | Non
     if defense_path is not None:
         path, source = str(defense_path), "argument"
     else:
-        found = find_defense(dataset, ws)
-        if found is None:
+        from arnkit.pipeline.train import find_arn_records
+
+        records = find_arn_records(dataset, ws, ablate=None)
+        if not records:
             return None
-        path, source = found[0], found[1]
+        path, source = records[0]["defense_path"], records[0]["record_path"]
     return {"path": path, "source": source, "sha256": sha256_file(path) if Path(path).exists() else None,
             "model": load_defense(path)}
 

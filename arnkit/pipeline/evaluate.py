@@ -19,6 +19,7 @@ from arnkit.defenses.base import Defense, no_defense
 from arnkit.errors import ArnkitError
 from arnkit.evaluation import figures, metrics, sanity, tables
 from arnkit.evaluation.threat_models import attacked_model, parse_threat_model
+from arnkit.pipeline.train import find_arn_records
 from arnkit.progress import NullProgress, Progress
 from arnkit.workspace import Workspace
 
@@ -121,28 +122,6 @@ def with_iterations(spec: AttackSpec, dataset: str, count: int | None) -> dict[s
 
 # ------------------------------------------------------------------------------------------ defenses ---
 
-def find_arn_records(dataset: str, ws: Workspace, *, target_fingerprint: str | None = None,
-                     ablate: tuple[str, ...] | None = (), seen: list[str] | None = None) -> list[dict[str, Any]]:
-    """`arnkit train` records for `dataset`, newest first, whose defense file exists; filtered by target, by
-    ablation and by seen attacks (None = any)."""
-    found = []
-    for record_path in (ws.root / "defenses").glob(f"{dataset}-arn-*.d/record.json"):
-        try:
-            record = json.loads(record_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if not Path(record.get("defense_path", "")).exists():
-            continue
-        if target_fingerprint and record.get("target_fingerprint") != target_fingerprint:
-            continue
-        if ablate is not None and tuple(sorted(record.get("ablate", []))) != tuple(sorted(ablate)):
-            continue
-        if seen is not None and list(record.get("seen", [])) != list(seen):
-            continue
-        found.append((record_path.stat().st_mtime, record))
-    return [record for _, record in sorted(found, key=lambda item: item[0], reverse=True)]
-
-
 def _from_record(name: str, record: dict[str, Any], dataset: str) -> ResolvedDefense:
     from arnkit.defenses import load
 
@@ -217,26 +196,22 @@ def resolve_defenses(names: str | list[str], dataset: str, ws: Workspace, *, tar
 
 # ---------------------------------------------------------------------------------------- prediction ---
 
-def _call(fn: Any, x: Any) -> Any:
-    import keras
-
-    return fn(x, training=False) if isinstance(fn, keras.layers.Layer) else fn(x)
-
-
 def defended_predictions(defense: Defense, classifier: Any, x: np.ndarray, batch_size: int = 500
                          ) -> tuple[np.ndarray, np.ndarray | None]:
     """(predicted classes, restored images or None) of the defended pipeline on x."""
     from keras import ops
 
+    from arnkit.attacks.adaptive import apply_transform
+
     preds, restored = [], []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
         if defense.kind == "classifier":
-            logits = _call(defense.model, xb)
+            logits = apply_transform(defense.model, xb, False)
         else:
-            rb = ops.convert_to_numpy(_call(defense.model, xb)).astype(np.float32)
+            rb = ops.convert_to_numpy(apply_transform(defense.model, xb, False, image_to_image=True))
             restored.append(rb)
-            logits = _call(classifier, rb)
+            logits = apply_transform(classifier, rb, False)
         preds.append(np.argmax(ops.convert_to_numpy(logits), axis=-1))
     pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
     return pred, (np.concatenate(restored) if restored else None)

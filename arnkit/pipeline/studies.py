@@ -23,8 +23,8 @@ from arnkit.pipeline.evaluate import (
     ResolvedDefense,
     _from_record,
     evaluate,
-    find_arn_records,
 )
+from arnkit.pipeline.train import find_arn_records
 from arnkit.progress import NullProgress, Progress
 from arnkit.workspace import Workspace
 

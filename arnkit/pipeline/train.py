@@ -87,6 +87,28 @@ def seen_pools(dataset: str, seen: list[str], *, pool_size: int, seed: int, work
     return np.stack(pools, axis=1), x_train[indices], paths
 
 
+def find_arn_records(dataset: str, ws: Workspace, *, target_fingerprint: str | None = None,
+                     ablate: tuple[str, ...] | None = (), seen: list[str] | None = None) -> list[dict[str, Any]]:
+    """`arnkit train` records for `dataset` (plus their `record_path`), newest first, whose defense file exists;
+    filtered by target, by ablation and by seen attacks (None = any)."""
+    found = []
+    for record_path in (ws.root / "defenses").glob(f"{dataset}-arn-*.d/record.json"):
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not Path(record.get("defense_path", "")).exists():
+            continue
+        if target_fingerprint and record.get("target_fingerprint") != target_fingerprint:
+            continue
+        if ablate is not None and tuple(sorted(record.get("ablate", []))) != tuple(sorted(ablate)):
+            continue
+        if seen is not None and list(record.get("seen", [])) != list(seen):
+            continue
+        found.append((record_path.stat().st_mtime, {**record, "record_path": str(record_path)}))
+    return [record for _, record in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
 def train_defense(
     dataset: str = "mnist",
     seen: str | list[str] | None = None,
