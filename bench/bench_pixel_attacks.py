@@ -1,7 +1,7 @@
 """Speed of arnkit's pixel-constrained attacks against cleverhans 4, on the paper's LeNet and MNIST.
 
-One run, one machine, one batch: PGD-40 (eps .3, step .01, random start) img/s for arnkit and for cleverhans's
-`projected_gradient_descent` wrapped in `tf.function`; CW-L2 img/s, success and mean L2 for arnkit's default
+One run, one machine, one batch: PGD-40 (eps .3, step .01, random start) img/s for arnkit (float32, and the
+opt-in bfloat16 gradients) and for cleverhans's `projected_gradient_descent` wrapped in `tf.function`; CW-L2 img/s, success and mean L2 for arnkit's default
 (`cw_n`: 60 Adam steps at lr .2 x 4 search steps), arnkit at ARN's settings (500 steps at lr 1e-2 x 4) and
 cleverhans's `carlini_wagner_l2` at ARN's settings (it fails under Keras 3: the error is shown, then a one-line
 shim is applied); DDN-100 img/s. Every pair is timed interleaved (A B A B ...) after a warm-up call each, and a
@@ -165,6 +165,7 @@ def main() -> None:
     parser.add_argument("--skip-arn-settings", action="store_true", help="skip arnkit CW at ARN's 500x4 settings")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--skip-cleverhans-cw", action="store_true")
+    parser.add_argument("--pgd-only", action="store_true", help="stop after the PGD rows")
     args = parser.parse_args()
 
     model = trained_lenet(args.epochs)
@@ -190,22 +191,33 @@ def main() -> None:
     def run_ours_attack_only():  # the same work as cleverhans: no input checks, no scoring pass
         ours_pgd.run(model, xt, yt, None).numpy()
 
-    timing = interleaved({"arnkit": run_ours, "arnkit_run": run_ours_attack_only, "cleverhans": run_theirs},
-                         n, args.repeats)
+    bf16_pgd = make("pgd_n", dataset="mnist", precision="bfloat16")
+
+    def run_ours_bf16():
+        results["bf16"] = bf16_pgd(model, x, y, seed=0).x_adv
+
+    timing = interleaved({"arnkit": run_ours, "arnkit_run": run_ours_attack_only, "arnkit_bf16": run_ours_bf16,
+                          "cleverhans": run_theirs}, n, args.repeats)
     speed = {}
     for lib in timing:
         wall, cpu, per_rep = timing[lib].speedup_over(timing["cleverhans"])
         speed[lib] = (f"{wall:.2f}x cleverhans wall ({'/'.join(f'{r:.2f}' for r in per_rep)}), {cpu:.2f}x CPU")
-    for lib, label in (("arnkit", "arnkit"), ("arnkit_run", "arnkit, `run` only"), ("cleverhans", "cleverhans")):
+    labels = (("arnkit", "arnkit"), ("arnkit_run", "arnkit, `run` only"),
+              ("arnkit_bf16", "arnkit, opt-in `precision=bfloat16`"), ("cleverhans", "cleverhans"))
+    kept = {"arnkit": "ours", "arnkit_bf16": "bf16", "cleverhans": "theirs"}
+    for lib, label in labels:
         row = [f"PGD-40 Linf .3 ({label})", n, f"{timing[lib].rate:.1f}", f"{timing[lib].cpu_ms_per_image:.1f}"]
         if lib == "arnkit_run":
             row += ["", "", speed[lib]]
         else:
-            success, l2 = l2_summary(model, x, y, results["ours" if lib == "arnkit" else "theirs"])
-            row += [f"{success:.3f}", f"{l2:.2f}", speed[lib] if lib == "arnkit" else ""]
+            success, l2 = l2_summary(model, x, y, results[kept[lib]])
+            row += [f"{success:.3f}", f"{l2:.2f}", speed[lib] if lib != "cleverhans" else ""]
         row[-1] = (row[-1] + "; " if row[-1] else "") + f"first call {timing[lib].first_call_s:.1f} s"
         rows.append(row)
     print(f"PGD timings are medians of {args.repeats} interleaved runs after a first (tracing) call.")
+    if args.pgd_only:
+        print_table(rows)
+        return
 
     # CW-L2: arnkit's default, arnkit at ARN's settings, cleverhans at ARN's settings; interleaved.
     m = args.cw_images or n
@@ -266,6 +278,10 @@ def main() -> None:
     rows.append(["DDN-100 (arnkit)", n, f"{ddn.rate:.1f}", f"{ddn.cpu_ms_per_image:.1f}", f"{success:.3f}",
                  f"{l2:.2f}", ""])
 
+    print_table(rows)
+
+
+def print_table(rows: list[list]) -> None:
     print("\n| attack | images | img/s | CPU ms/img | success | mean L2 of successes | note |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:

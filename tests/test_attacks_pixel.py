@@ -303,3 +303,49 @@ def test_cw_default_schedule_matches_arn_settings(mnist):
     both = fast.success & arn.success
     fast_l2, arn_l2 = norms(x, fast.x_adv)["l2"][both].mean(), norms(x, arn.x_adv)["l2"][both].mean()
     assert fast_l2 <= 1.10 * arn_l2, (fast_l2, arn_l2)
+
+
+@pytest.mark.parametrize("cls", [PGD, FGSM])
+def test_bfloat16_precision_is_a_valid_attack_about_as_strong_as_float32(mnist, cls):
+    model, x, y = mnist
+    x, y = x[:48], y[:48]
+    weights = [w.copy() for w in model.get_weights()]
+    full = cls(eps=0.3).__call__(model, x, y, seed=0)
+    low = cls(eps=0.3, precision="bfloat16")(model, x, y, seed=0)
+    assert low.params["precision"] == "bfloat16" and full.params["precision"] == "float32"
+    assert low.x_adv.dtype == np.float32 and np.all(np.isfinite(low.x_adv))
+    assert norms(x, low.x_adv)["linf"].max() <= 0.3 + 1e-6
+    assert low.x_adv.min() >= 0.0 and low.x_adv.max() <= 1.0
+    # Scored by the float32 model: the bfloat16 gradients still find (nearly) the same adversarial examples.
+    assert low.success_rate >= full.success_rate - 0.05
+    assert not np.array_equal(low.x_adv, full.x_adv)  # the twin really ran in another precision
+    for before, after in zip(weights, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)  # the model itself is untouched
+
+
+def test_bfloat16_twin_follows_the_models_current_weights(mnist):
+    from arnkit.attacks.precision import bfloat16_twin
+
+    model, x, _ = mnist
+    twin = bfloat16_twin(model)
+    convs = [layer for layer in twin.layers if layer.weights]
+    assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
+    assert all(layer.compute_dtype == "float32" for layer in model.layers if layer.weights)
+    np.testing.assert_allclose(np.asarray(twin(x[:8]), np.float32), model.predict(x[:8], verbose=0), atol=0.5)
+    old = [w.copy() for w in model.get_weights()]
+    model.set_weights([w * 0.5 for w in old])
+    try:
+        again = bfloat16_twin(model)
+        assert again is twin
+        np.testing.assert_array_equal(again.get_weights()[0], model.get_weights()[0])
+    finally:
+        model.set_weights(old)
+
+
+def test_bad_precision_is_one_clear_error(mnist):
+    model, x, y = mnist
+    with pytest.raises(ArnkitError, match="unknown precision 'half'; choose one of: float32, bfloat16"):
+        PGD(precision="half")
+    composed = lambda images: model(images)  # noqa: E731 - a plain callable cannot be cloned
+    with pytest.raises(ArnkitError, match="needs a Keras model to clone"):
+        PGD(eps=0.3, steps=2, precision="bfloat16")(composed, x[:4], y[:4])

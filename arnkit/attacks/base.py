@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
+from arnkit.attacks.input_gradients import fast_input_gradients
 from arnkit.errors import ArnkitError
 
 DISTANCES = ("linf", "l2", "l0", "spatial", "wasserstein", "patch")
@@ -165,7 +166,8 @@ class Attack:
             xb = tf.constant(x_np[sl])
             yb = tf.constant(y_np[sl])
             tb = None if t_np is None else tf.constant(t_np[sl])
-            adv = tf.convert_to_tensor(self.run(model, xb, yb, tb), dtype=tf.float32)
+            with fast_input_gradients():
+                adv = tf.convert_to_tensor(self.run(model, xb, yb, tb), dtype=tf.float32)
             adv = tf.clip_by_value(self.project(xb, adv), 0.0, 1.0)
             outs.append(adv.numpy())
             preds.append(np.argmax(np.asarray(model(adv, training=False)), axis=-1))

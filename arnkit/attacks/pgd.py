@@ -7,7 +7,8 @@ cross-entropy gradient (ascent when untargeted, descent toward the target when t
 eps-ball and onto [0,1]. With `restarts > 1` each example keeps the first restart that succeeds.
 
 Arguments (PGD): eps (L-inf radius in [0,1] pixel units), steps, step_size, random_start, restarts, targeted,
-batch_size. FGSM: eps, targeted, batch_size.
+batch_size, precision ("float32", or the opt-in "bfloat16": gradients from a bfloat16 twin of the model, see
+arnkit.attacks.precision). FGSM: eps, targeted, batch_size, precision.
 
     from arnkit.attacks.pgd import PGD
     attack = PGD.for_dataset("mnist")                  # eps .3, 40 steps of .01, random start
@@ -15,8 +16,9 @@ batch_size. FGSM: eps, targeted, batch_size.
     result.success_rate
 
 The loop is ours rather than cleverhans's `projected_gradient_descent` (same update; a test checks that both
-give the same images with the random start off): it runs the steps as traced chunks, which keeps it as fast as
-cleverhans wrapped in `tf.function` while tracing a long attack only once per chunk size.
+give the same images with the random start off): it runs the steps as traced chunks, tracing a long attack only
+once per chunk size, and takes the first layer's input gradient by `arnkit.attacks.input_gradients` (the
+same gradient, computed faster for single-channel images).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any, ClassVar
 import tensorflow as tf
 
 from arnkit.attacks.base import Attack, AttackResult
+from arnkit.attacks.input_gradients import fast_input_gradients
+from arnkit.attacks.precision import bfloat16_twin, check_precision
 from arnkit.errors import ArnkitError
 
 # ARN's MNIST settings (advertorch in dwDavidxd/ARN). For CIFAR-10 and LISA we follow the same first author's
@@ -57,7 +61,7 @@ def _sign_gradient_steps(model: Any, x: tf.Tensor, x_adv: tf.Tensor, labels: tf.
     for _ in range(n):
         with tf.GradientTape() as tape:
             tape.watch(x_adv)
-            logits = model(x_adv, training=False)
+            logits = tf.cast(model(x_adv, training=False), tf.float32)  # a bfloat16 twin gives bfloat16
             # Per-example losses: the tape sums them.
             if margin:
                 loss = _capped_margin(logits, labels, kappa)
@@ -78,9 +82,10 @@ def sign_gradient_descent(model: Any, x: tf.Tensor, x_start: tf.Tensor, labels: 
     args = (tf.constant(eps, tf.float32), tf.constant(step_size, tf.float32),
             tf.constant(1.0 if ascend else -1.0), tf.constant(margin_kappa or 0.0, tf.float32))
     x_adv = x_start
-    for done in range(0, steps, STEPS_PER_GRAPH):
-        x_adv = _sign_gradient_steps(model, x, x_adv, labels, *args, min(STEPS_PER_GRAPH, steps - done),
-                                     margin_kappa is not None)
+    with fast_input_gradients():  # traced here: the graphs keep the faster first-layer gradient
+        for done in range(0, steps, STEPS_PER_GRAPH):
+            x_adv = _sign_gradient_steps(model, x, x_adv, labels, *args, min(STEPS_PER_GRAPH, steps - done),
+                                         margin_kappa is not None)
     return x_adv
 
 
@@ -107,8 +112,10 @@ class PGD(Attack):
     }
 
     def __init__(self, *, eps: float = 0.3, steps: int = 40, step_size: float = 0.01, random_start: bool = True,
-                 restarts: int = 1, targeted: bool | None = None, batch_size: int = 256) -> None:
+                 restarts: int = 1, targeted: bool | None = None, batch_size: int = 256,
+                 precision: str = "float32") -> None:
         super().__init__(targeted=targeted, batch_size=batch_size)
+        self.precision = check_precision(precision)
         self.eps = _check_eps(eps)
         if int(steps) < 0:
             raise ArnkitError(f"steps must be >= 0, got {steps}")
@@ -135,9 +142,10 @@ class PGD(Attack):
 
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
         labels = target if self.targeted else y
+        grad_model = bfloat16_twin(model) if self.precision == "bfloat16" else model
         best = None
         for restart in range(self.restarts):
-            x_adv = sign_gradient_descent(model, x, self._start(x, restart), labels, eps=self.eps,
+            x_adv = sign_gradient_descent(grad_model, x, self._start(x, restart), labels, eps=self.eps,
                                           step_size=self.step_size, steps=self.steps, ascend=not self.targeted)
             if self.restarts == 1:
                 best = x_adv
@@ -169,11 +177,14 @@ class FGSM(Attack):
         "lisa": {"eps": 8 / 255},
     }
 
-    def __init__(self, *, eps: float = 0.3, targeted: bool | None = None, batch_size: int = 256) -> None:
+    def __init__(self, *, eps: float = 0.3, targeted: bool | None = None, batch_size: int = 256,
+                 precision: str = "float32") -> None:
         super().__init__(targeted=targeted, batch_size=batch_size)
         self.eps = _check_eps(eps)
+        self.precision = check_precision(precision)
 
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
         labels = target if self.targeted else y
-        return sign_gradient_descent(model, x, x, labels, eps=self.eps, step_size=self.eps, steps=1,
+        grad_model = bfloat16_twin(model) if self.precision == "bfloat16" else model
+        return sign_gradient_descent(grad_model, x, x, labels, eps=self.eps, step_size=self.eps, steps=1,
                                      ascend=not self.targeted)
