@@ -104,6 +104,23 @@ def test_l_mse_by_hand():
     assert float(losses.l_mse_reference(restored, natural)) == pytest.approx(0.25 / 2, rel=1e-6)
 
 
+def test_l_guide_by_hand():
+    natural = np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 2.0]], np.float32)  # N=2 examples, 3 classes
+    restored = np.stack([natural + np.array([0.3, -0.3, 0.0], np.float32), natural]).astype(np.float32)
+    # k=0: every example off by (0.3, 0.3, 0) -> mean |.| over classes 0.2, mean over examples 0.2; k=1: 0
+    assert float(losses.l_guide(restored, natural)) == pytest.approx(0.2, rel=1e-6)
+
+
+def test_guide_weight_is_opt_in_and_keeps_old_run_ids():
+    plain = ARNConfig.for_dataset("mnist")
+    assert plain.guide_weight == 0.0 and "guide_weight" not in plain.to_dict()  # ids of earlier runs unchanged
+    guided = plain.replace(guide_weight=5.0)
+    assert guided.to_dict()["guide_weight"] == 5.0
+    assert ARNConfig.from_dict(guided.to_dict()) == guided and ARNConfig.from_dict(plain.to_dict()) == plain
+    with pytest.raises(ArnkitError, match="guide_weight must be >= 0"):
+        ARNConfig(guide_weight=-1.0)
+
+
 def test_l_di_and_l_adv_by_hand():
     real = np.array([[LN(3)]], np.float32)  # D_I(real) = 3/4
     fake = np.array([[[LN(3)]], [[-LN(3)]]], np.float32)  # D_I(fake) = 3/4 and 1/4
@@ -256,24 +273,36 @@ def _perturb(net, seed):
         v.assign(np.array(v) + rng.normal(0, 0.5, v.shape).astype(np.float32))
 
 
+def _tiny_guide():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
+
+
 @pytest.mark.parametrize("objective, changes", [
     ("paper", {}), ("paper", {"use_adv": False}), ("paper", {"use_att": False, "use_nor": False}),
-    ("reference", {}),
+    ("reference", {}), ("paper", {"guide_weight": 2.0}),
 ])
 def test_compute_gradients_equal_each_players_own_loss_gradient(pairs, objective, changes):
     """The shared backward passes of compute_gradients give exactly dL_E/dE (Eq. 7), dL_G/dG (Eq. 8),
-    dL_DA/dD_A (Eq. 1) and dL_DI/dD_I (Eq. 5), each taken here the plain way, one tape per player."""
+    dL_DA/dD_A (Eq. 1) and dL_DI/dD_I (Eq. 5), each taken here the plain way, one tape per player
+    (plus guide_weight * L_guide in L_E and L_G when the opt-in guide is on)."""
     b = batch_of(pairs, 8)
+    guide = _tiny_guide() if changes.get("guide_weight") else None
     arn = make_arn(sample_latent=False, objective=objective, **changes)
+    arn._guide.value = guide
+    guide_weights = [np.array(w) for w in guide.weights] if guide else []
     noise_state = np.array(arn.seed_generator.state)
     grads, _ = arn.compute_gradients(b["adversarial"], b["natural"])
     arn.seed_generator.state.assign(noise_state)  # the same gradient-penalty interpolation below
     cfg = arn.arn_config
     with tf.GradientTape(persistent=True) as tape:
         v = arn._forward_losses(b["adversarial"], b["natural"])
-        l_e = cfg.mse_weight * v["mse"] + (cfg.lambda1 * v["att"] if cfg.use_att else 0.0) + (
+        restore = cfg.mse_weight * v["mse"] + cfg.guide_weight * v["guide"]
+        l_e = restore + (cfg.lambda1 * v["att"] if cfg.use_att else 0.0) + (
             cfg.lambda2 * v["nor"] if cfg.use_nor else 0.0)
-        l_g = cfg.mse_weight * v["mse"] + (cfg.theta * v["adv"] if cfg.use_adv else 0.0)
+        l_g = restore + (cfg.theta * v["adv"] if cfg.use_adv else 0.0)
         l_di = v["di"] + cfg.gp_weight * v["gp"]
     expected = {
         "encoder": tape.gradient(l_e, arn.encoder.trainable_variables),
@@ -286,6 +315,20 @@ def test_compute_gradients_equal_each_players_own_loss_gradient(pairs, objective
         for got, ref in zip(grads[player], want, strict=True):
             ref = np.zeros(got.shape, np.float32) if ref is None else np.asarray(ref)
             np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-4, atol=1e-6, err_msg=player)
+    if guide is not None:
+        assert float(v["guide"]) > 0
+        assert len(arn.trainable_variables) == sum(len(getattr(arn, p).trainable_variables) for p in expected)
+        for before, w in zip(guide_weights, guide.weights, strict=True):
+            np.testing.assert_array_equal(before, np.array(w))  # the classifier is read, never trained
+    else:
+        assert float(v["guide"]) == 0.0
+
+
+def test_guide_weight_without_a_classifier_is_one_clear_error(pairs):
+    b = batch_of(pairs, 8)
+    arn = make_arn(guide_weight=1.0)
+    with pytest.raises(ArnkitError, match=r"guide_weight > 0 needs the target classifier: build ARN\(\.\.\., guide="):
+        arn.compute_gradients(b["adversarial"], b["natural"])
 
 
 @pytest.mark.parametrize("switch, player, opponent", [

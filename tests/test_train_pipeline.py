@@ -124,3 +124,17 @@ def test_cli_train_json(run):
     assert bad.exit_code == 1 and "unknown attack 'nope'" in bad.output
     bad = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--lr-schedule", "linear", "--workspace", str(ws)])
     assert bad.exit_code == 1 and "linear" in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_cli_guide_weight_trains_a_separate_guided_run(run):
+    ws, record = run
+    result = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--seen", "fgsm,pgd_n", "--width", "tiny",
+                                      "--pool-size", "128", "--batch-size", "32", "--eval-limit", "64", "--steps", "8",
+                                      "--guide-weight", "2", "--workspace", str(ws), "--json"])
+    assert result.exit_code == 0, result.output
+    guided = json.loads(result.stdout)
+    assert guided["config"]["guide_weight"] == 2.0 and "guide_weight" not in record["config"]
+    assert guided["defense_path"] != record["defense_path"] and guided["reused"] is False
+    assert guided["final_losses"]["guide"] > 0 and record["final_losses"]["guide"] == 0
+    bad = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--guide-weight", "-1", "--workspace", str(ws)])
+    assert bad.exit_code == 1 and "guide_weight must be >= 0" in bad.output

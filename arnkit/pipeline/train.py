@@ -129,11 +129,14 @@ def train_defense(
     progress: Progress | None = None,
     learning_rate: float | None = None,
     lr_schedule: str | None = None,
+    guide_weight: float = 0.0,
     config_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ARN on the dataset with the seen attacks; return the run record (paths, losses, errors).
 
     `lr_schedule`: "constant" or "cosine" (decay to 0 over `steps`); None = the dataset's default.
+    `guide_weight` > 0 adds the opt-in logit-guided term (beyond the paper, `ARNConfig.guide_weight`), guided
+    by the workspace's target.
     `config_overrides` sets any other `ARNConfig` field (e.g. learning_rate, include_natural)."""
     import keras
 
@@ -158,6 +161,8 @@ def train_defense(
         overrides["learning_rate"] = float(learning_rate)
     elif objective == "paper" and meta.name in DEFAULT_LR:
         overrides.setdefault("learning_rate", DEFAULT_LR[meta.name])
+    if guide_weight:
+        overrides["guide_weight"] = float(guide_weight)
     if lr_schedule is not None:
         overrides["lr_schedule"] = lr_schedule
     elif objective == "paper" and meta.name in DEFAULT_LR_SCHEDULE:
@@ -187,7 +192,8 @@ def train_defense(
     keras.utils.set_random_seed(seed)
     dist = make_strategy(strategy)
     with dist.scope():
-        arn = ARN(image_shape=meta.shape, num_attacks=len(keys), config=config)
+        arn = ARN(image_shape=meta.shape, num_attacks=len(keys), config=config,
+                  guide=target if config.guide_weight > 0 else None)
         arn.compile()
     if resume and checkpoint.exists():
         arn.restore_checkpoint(checkpoint)

@@ -112,6 +112,16 @@ def l_adv(fake_logits):
     return ops.sum(ops.mean(ops.softplus(-fake), axis=1))
 
 
+# ---------------------------------------------------------------------------- beyond the paper ---
+
+def l_guide(restored_logits, natural_logits):
+    """Beyond the paper (opt-in, ARNConfig.guide_weight): HGD's logit-guided loss (Liao et al., CVPR 2018),
+    sum over k of the mean over examples of the mean absolute difference between the target classifier's
+    logits on the restored and on the natural images. restored_logits (K, N, C), natural_logits (N, C)."""
+    diff = ops.cast(restored_logits, "float32") - ops.expand_dims(ops.cast(natural_logits, "float32"), 0)
+    return ops.sum(ops.mean(ops.abs(diff), axis=(1, 2)))
+
+
 # ---------------------------------------------------------------------------- official-code variants ---
 
 def l_da_bce(logits):

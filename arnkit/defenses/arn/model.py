@@ -38,7 +38,7 @@ from arnkit.defenses.arn.networks import build_networks
 from arnkit.errors import ArnkitError
 from arnkit.io import atomic_path
 
-LOSS_NAMES = ("e_loss", "g_loss", "da_loss", "di_loss", "mse", "att", "nor", "adv", "gp")
+LOSS_NAMES = ("e_loss", "g_loss", "da_loss", "di_loss", "mse", "att", "nor", "adv", "gp", "guide")
 CHECKPOINT_FORMAT = "arnkit-arn-checkpoint"
 CHECKPOINT_VERSION = 1
 PLAYERS = ("encoder", "decoder", "attack_discriminator", "image_discriminator")
@@ -101,11 +101,12 @@ class ARN(keras.Model):
 
     image_shape: (H, W, C) of the images. num_attacks: K, the number of seen attack types.
     config: an ARNConfig (or its dict); defaults to the paper's MNIST setting.
+    guide: the target classifier (images -> logits), needed only to train with config.guide_weight > 0.
     Calling the model maps images to restored images G(mu(x)) (inference, no sampling).
     """
 
     def __init__(self, *, image_shape=(28, 28, 1), num_attacks: int = 2, config: ARNConfig | dict | None = None,
-                 **kwargs):
+                 guide: Any = None, **kwargs):
         super().__init__(**kwargs)
         if config is None:
             config = ARNConfig()
@@ -117,6 +118,7 @@ class ARN(keras.Model):
                 f"with include_natural={config.include_natural}; add a seen attack or include natural images"
             )
         self.arn_config = config
+        self._guide = _Untracked(guide)  # the classifier of config.guide_weight; not part of ARN's weights
         self.image_shape = tuple(int(s) for s in image_shape)
         self.num_attacks = int(num_attacks)
         self.num_domains = self.num_attacks + int(config.include_natural)
@@ -217,16 +219,20 @@ class ARN(keras.Model):
                 e_rest += cfg.lambda1 * values["att"]
             if cfg.use_nor:
                 e_rest += cfg.lambda2 * values["nor"]
-            l_e = cfg.mse_weight * values["mse"] + e_rest
+            # L_mse (and the opt-in L_guide) reach E and G through the restored images only.
+            l_restore = cfg.mse_weight * values["mse"]
+            if cfg.guide_weight > 0:
+                l_restore += cfg.guide_weight * values["guide"]
+            l_e = l_restore + e_rest
             l_g_adv = cfg.theta * values["adv"] if cfg.use_adv else tf.constant(0.0)
             l_di = values["di"] + cfg.gp_weight * values["gp"]
             values["e_loss"] = l_e
-            values["g_loss"] = cfg.mse_weight * values["mse"] + l_g_adv
+            values["g_loss"] = l_restore + l_g_adv
             values["da_loss"] = values["da"]
             values["di_loss"] = l_di
             # The targets must be formed inside the tape, or the tape cannot trace them back.
             scale = 1.0 / replicas
-            mse_target = cfg.mse_weight * values["mse"] * scale
+            restore_target = l_restore * scale
             e_rest_target = e_rest * scale
             g_adv_target = l_g_adv * scale
             d_target = (values["da"] + l_di) * scale
@@ -237,15 +243,16 @@ class ARN(keras.Model):
         di_vars = self.image_discriminator.trainable_variables
         # L_mse and L_adv reach G's weights only through the restored images, and L_adv must not reach E
         # (Eq. 7 has no L_adv). So: take both losses' gradients at the restored images, then go back through
-        # G once for its weights (upstream dL_mse + theta dL_adv) and once to E (upstream dL_mse only).
+        # G once for its weights (upstream dL_mse + theta dL_adv) and once to E (upstream dL_mse only;
+        # L_mse here includes the opt-in guide term).
         # Two separate passes for L_E and L_adv would compute G's filter gradients twice: in a profile of
         # the default step G's backward was half of the step's time.
-        g_mse = _gradient(tape, mse_target, [restored])[0]
+        g_restore = _gradient(tape, restore_target, [restored])[0]
         g_adv = _gradient(tape, g_adv_target, [restored])[0]
-        decoder_grads = _gradient(tape, restored, g_vars, output_gradients=g_mse + g_adv)
+        decoder_grads = _gradient(tape, restored, g_vars, output_gradients=g_restore + g_adv)
         with tape:  # one scalar whose E-gradient is J^T dL_mse + d(L_att, L_nor)/dE (graph-mode tapes reject a
             # list of targets with output gradients)
-            e_surrogate = tf.reduce_sum(tf.stop_gradient(g_mse) * restored) + e_rest_target
+            e_surrogate = tf.reduce_sum(tf.stop_gradient(g_restore) * restored) + e_rest_target
         encoder_grads = _gradient(tape, e_surrogate, e_vars)
         # L_DA depends on D_I's weights not at all and L_DI on D_A's not at all: one pass for both.
         d_grads = _gradient(tape, d_target, da_vars + di_vars)
@@ -310,6 +317,14 @@ class ARN(keras.Model):
             values["gp"] = L.gradient_penalty(self.image_discriminator, x_in, tf.stop_gradient(restored), alpha)
         else:
             values["gp"] = tf.constant(0.0)
+        if cfg.guide_weight > 0:
+            guide = self._guide.value
+            if guide is None:
+                raise ArnkitError("guide_weight > 0 needs the target classifier: build ARN(..., guide=classifier)")
+            natural_logits = tf.stop_gradient(guide(x_nat, training=False))
+            values["guide"] = L.l_guide(per_domain(guide(restored, training=False)), natural_logits)
+        else:
+            values["guide"] = tf.constant(0.0)
         values["restored"] = restored  # compute_gradients differentiates through it; not a loss
         return values
 
@@ -418,6 +433,13 @@ def _multi_worker(strategy) -> bool:
     in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
         in_multi_worker_mode and in_multi_worker_mode())
+
+
+class _Untracked:
+    """Holds an object out of Keras's attribute tracking (a model held here adds no weights to ARN)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def _gradient(tape, target, sources, output_gradients=None) -> list:
