@@ -28,7 +28,8 @@ def train(
     seen: Annotated[str | None, typer.Option("--seen", help="Seen attacks, comma-separated (default: "
                                                          "pgd_n,pgd_t; ap1,ap2 for lisa).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Training steps (default: the dataset's).")] = None,
-    width: Annotated[str, typer.Option("--width", help="Width preset: tiny, default, reference.")] = "default",
+    width: Annotated[str | None, typer.Option(
+        "--width", help="Width preset: tiny, default, large, reference (default: large on MNIST, else default).")] = None,
     objective: Annotated[str, typer.Option("--objective", help="paper (Eq. 1-8) or reference (official code).")
                          ] = "paper",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Natural images per step (x K attacks).")] = 64,
@@ -43,9 +44,9 @@ def train(
                                                          "paper's is 1e-4).")] = None,
     lr_schedule: Annotated[str | None, typer.Option(
         "--lr-schedule", help="constant or cosine (decays to 0 over --steps); default: constant.")] = None,
-    guide_weight: Annotated[float, typer.Option(
-        "--guide-weight", help="Beyond the paper, opt-in: weight of HGD's logit-guided loss on the target's "
-                               "logits, added to L_E and L_G (0 = the paper; 5 measured on MNIST).")] = 0.0,
+    guide_weight: Annotated[float | None, typer.Option(
+        "--guide-weight", help="Beyond the paper: weight of HGD's logit-guided loss on the target's logits, "
+                               "added to L_E and L_G (default: 5 on MNIST, else 0; 0 = the paper).")] = None,
     eval_limit: Annotated[int, typer.Option("--eval-limit", help="Test images for the closing report.")] = 1000,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard logs.")] = False,
     seed: SeedOpt = 0,
