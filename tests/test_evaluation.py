@@ -15,6 +15,7 @@ from arnkit.evaluation import metrics, sanity
 from arnkit.evaluation.threat_models import attacked_model, parse_threat_model
 from arnkit.pipeline.evaluate import ResolvedDefense, attack_specs, evaluate, iteration_plan, run_evaluation
 from arnkit.pipeline.train import train_defense
+from arnkit.workspace import Workspace
 from arnkit_cli.main import app
 
 FAST_TRAIN = {"dataset": "synthetic", "seen": "fgsm,pgd_n", "width": "tiny", "pool_size": 128, "batch_size": 32,
@@ -250,3 +251,19 @@ def test_cross_model_puts_the_defense_in_front_of_another_target(ws):
     assert arn["seen"] == ["fgsm", "pgd_n"]  # the defense trained against the default target (lenet)
     rows = {(r["defense"], r["label"]): r["error"] for r in result["rows"]}
     assert rows[("none", "clean")] < 20.0
+
+
+def test_two_exported_files_with_the_same_name_get_distinct_labels(ws, tmp_path):
+    import shutil
+
+    from arnkit.pipeline.train import find_arn_records
+
+    record = find_arn_records("synthetic", Workspace(ws))[0]
+    for run in ("run-a", "run-b"):
+        (tmp_path / run).mkdir()
+        shutil.copy(record["defense_path"], tmp_path / run / "arn.keras")
+    paths = [str(tmp_path / run / "arn.keras") for run in ("run-a", "run-b")]
+    result = evaluate("synthetic", "fgsm", defenses=",".join(["none", *paths]), limit=16, workspace=ws)
+    assert [d["name"] for d in result["defenses"]] == ["none", "run-a/arn", "run-b/arn"]
+    with pytest.raises(ArnkitError, match="names a defense twice"):
+        evaluate("synthetic", "fgsm", defenses=f"{paths[0]},{paths[0]}", limit=16, workspace=ws)

@@ -189,9 +189,23 @@ def resolve_defenses(names: str | list[str], dataset: str, ws: Workspace, *, tar
         else:
             raise ArnkitError(f"unknown defense '{item}'; choose none, arn, or the path of an exported .keras "
                               "(baselines AT_PGD, DOA, APE-GAN, HGD are not built yet)")
-    if len({r.defense.name for r in resolved}) != len(resolved):
+    if len({r.path or r.defense.name for r in resolved}) != len(resolved):
         raise ArnkitError(f"--defense names a defense twice: {','.join(items)}")
+    _distinct_names(resolved)
     return resolved
+
+
+def _distinct_names(resolved: list[ResolvedDefense]) -> None:
+    """Different files with the same stem (every run exports `arn.keras`) get their run folder's name, then
+    their fingerprint, as the table label."""
+    relabels = (lambda r: f"{Path(r.path).parent.name}/{r.defense.name}", lambda r: f"{r.defense.name}@{r.tag[:8]}")
+    for label in relabels:
+        names = [r.defense.name for r in resolved]
+        clashing = [r for r in resolved if r.path and names.count(r.defense.name) > 1]
+        if not clashing:
+            return
+        for r in clashing:
+            r.defense.name = label(r)
 
 
 # ---------------------------------------------------------------------------------------- prediction ---
