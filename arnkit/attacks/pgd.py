@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from arnkit.attacks.base import Attack, AttackResult
 from arnkit.attacks.input_gradients import fast_input_gradients
-from arnkit.attacks.precision import bfloat16_twin, check_precision
+from arnkit.attacks.precision import check_precision, gradient_model
 from arnkit.errors import ArnkitError
 
 # ARN's MNIST settings (advertorch in dwDavidxd/ARN). For CIFAR-10 and LISA we follow the same first author's
@@ -142,7 +142,7 @@ class PGD(Attack):
 
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
         labels = target if self.targeted else y
-        grad_model = bfloat16_twin(model) if self.precision == "bfloat16" else model
+        grad_model = gradient_model(model, self.precision)
         best = None
         for restart in range(self.restarts):
             x_adv = sign_gradient_descent(grad_model, x, self._start(x, restart), labels, eps=self.eps,
@@ -185,6 +185,6 @@ class FGSM(Attack):
 
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
         labels = target if self.targeted else y
-        grad_model = bfloat16_twin(model) if self.precision == "bfloat16" else model
+        grad_model = gradient_model(model, self.precision)
         return sign_gradient_descent(grad_model, x, x, labels, eps=self.eps, step_size=self.eps, steps=1,
                                      ascend=not self.targeted)

@@ -6,8 +6,8 @@ stay in float32 on the real model. On CPUs with native bfloat16 (AVX512_BF16 / A
 faster. It is an opt-in (`PGD(precision="bfloat16")`), never the default: docs/benchmarks.md records the
 success rate and margins it reaches next to float32.
 
-The twin is a clone with the `mixed_bfloat16` dtype policy (float32 weights, bfloat16 compute) whose weights
-are copied from the model at every attack call, so it follows a model that is still training.
+The twin is a clone with the `mixed_bfloat16` dtype policy (float32 weights, bfloat16 compute), made once per
+model; its weights are copied from the model for every batch, so it follows a model that is still training.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ArnkitError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
     return precision
+
+
+def gradient_model(model: Any, precision: str) -> Any:
+    """The model an attack of this `precision` takes its gradients from: `model` itself, or its bfloat16 twin."""
+    return bfloat16_twin(model) if precision == "bfloat16" else model
 
 
 def bfloat16_twin(model: Any) -> Any:
