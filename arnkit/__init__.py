@@ -4,7 +4,12 @@ Implements "Towards Defending against Adversarial Examples via Attack-Invariant 
 (Zhou et al., ICML 2021) on Keras 3 / TensorFlow.
 """
 
-from arnkit.errors import ArnkitError
+from arnkit import runtime as _runtime
+
+# Before anything imports TensorFlow: oneDNN kernels on every x86-64 CPU, not only AVX-512 ones.
+_runtime.prefer_onednn()
+
+from arnkit.errors import ArnkitError  # noqa: E402
 
 __version__ = "0.1.0"
 

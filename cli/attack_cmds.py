@@ -10,11 +10,11 @@ import typer
 from arnkit.errors import ArnkitError
 from arnkit_cli.common import (
     JsonOpt,
-    RichProgress,
     SeedOpt,
     WorkspaceOpt,
     emit_json,
     handle_errors,
+    make_progress,
     stderr,
     table,
 )
@@ -62,7 +62,7 @@ def attack(
                               seed=seed, workspace=workspace)
     else:
         result = craft(dataset, attack, split=split, limit=limit, eps=eps, params=params, seed=seed, shard=shard,
-                       workspace=workspace, progress=RichProgress(enabled=not json_out))
+                       workspace=workspace, progress=make_progress(json_out))
     if json_out:
         emit_json(result)
         return

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -103,6 +105,87 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     for row in rows:
         out.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
     return out
+
+
+PROGRESS_ENV = "ARNKIT_PROGRESS"
+PROGRESS_MODES = ("auto", "rich", "plain", "off")
+PLAIN_INTERVAL_ENV = "ARNKIT_PROGRESS_INTERVAL"
+
+
+def make_progress(json_out: bool = False):
+    """The progress display for this process: a rich bar on a terminal, plain lines in a log.
+
+    rich's live bar prints nothing until a task ends when stderr is not a terminal, so a `nohup` or CI log
+    would stay empty for an hour; plain lines go out at a steady rate instead. `--json` keeps stdout for the
+    JSON object either way (progress goes to stderr). $ARNKIT_PROGRESS = auto | rich | plain | off."""
+    mode = os.environ.get(PROGRESS_ENV, "auto").strip().lower() or "auto"
+    if mode not in PROGRESS_MODES:
+        raise ArnkitError(f"{PROGRESS_ENV}={mode!r} is not a progress mode; use one of: {', '.join(PROGRESS_MODES)}")
+    if mode == "off":
+        return RichProgress(enabled=False)
+    if mode == "auto":
+        mode = "rich" if stderr.is_terminal else "plain"
+    if mode == "rich":
+        return RichProgress(enabled=not json_out)
+    try:
+        interval = float(os.environ.get(PLAIN_INTERVAL_ENV, "30"))
+    except ValueError:
+        raise ArnkitError(f"{PLAIN_INTERVAL_ENV} must be a number of seconds, got "
+                          f"{os.environ[PLAIN_INTERVAL_ENV]!r}") from None
+    return PlainProgress(interval=interval)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+class PlainProgress:
+    """arnkit's Progress protocol as plain lines on stderr: one when a phase starts, then at most one every
+    `interval` seconds (step, rate, ETA and up to four losses), and one when it ends."""
+
+    def __init__(self, interval: float = 30.0, stream=None, clock=time.monotonic) -> None:
+        self.interval = max(float(interval), 0.0)
+        self._stream = stream
+        self._clock = clock
+        self._task: str | None = None
+
+    def _print(self, line: str) -> None:
+        stream = self._stream or sys.stderr
+        stream.write(f"[arnkit {time.strftime('%H:%M:%S')}] {line}\n")
+        stream.flush()
+
+    def start(self, task: str, total: int | None) -> None:
+        self.finish()
+        self._task, self._total, self._done = task, total, 0
+        self._started = self._last = self._clock()
+        self._print(f"{task}: started" + (f", {total} to do" if total else ""))
+
+    def advance(self, amount: int = 1, **info: float) -> None:
+        if self._task is None:
+            return
+        self._done += amount
+        now = self._clock()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        elapsed = now - self._started
+        rate = self._done / elapsed if elapsed > 0 else 0.0
+        parts = [f"{self._task}: {self._done}" + (f"/{self._total} ({100 * self._done / self._total:.0f}%)"
+                                                  if self._total else "")]
+        parts.append(f"{rate:.3g}/s")
+        if self._total and rate > 0:
+            parts.append(f"ETA {_duration(max(self._total - self._done, 0) / rate)}")
+        parts.extend(f"{k}={v:.4g}" for k, v in list(info.items())[:4])
+        self._print(" ".join(parts))
+
+    def finish(self) -> None:
+        if self._task is None:
+            return
+        elapsed = self._clock() - self._started
+        self._print(f"{self._task}: done, {self._done} in {_duration(elapsed)}")
+        self._task = None
 
 
 class RichProgress:

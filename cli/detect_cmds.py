@@ -10,11 +10,11 @@ import typer
 from arnkit.detection import DETECTORS
 from arnkit_cli.common import (
     JsonOpt,
-    RichProgress,
     SeedOpt,
     WorkspaceOpt,
     emit_json,
     handle_errors,
+    make_progress,
     stderr,
     table,
 )
@@ -46,7 +46,7 @@ def detect(
 
     get(method)  # an unknown method fails before any training
     result = run_detect(method, dataset, attack, limit=limit, seed=seed, workspace=workspace,
-                        progress=RichProgress(enabled=not json_out), defense_path=defense,
+                        progress=make_progress(json_out), defense_path=defense,
                         adaptive_limit=adaptive_limit)
     if json_out:
         emit_json(result)

@@ -10,11 +10,11 @@ import typer
 from arnkit.evaluation.threat_models import THREAT_MODELS
 from arnkit_cli.common import (
     JsonOpt,
-    RichProgress,
     SeedOpt,
     WorkspaceOpt,
     emit_json,
     handle_errors,
+    make_progress,
     stderr,
     table,
 )
@@ -63,7 +63,7 @@ def evaluate(
     result = run_evaluation(dataset, attack, defenses=defense, threat_model=threat_model, limit=limit,
                             iterations=iterations, surrogate=surrogate, target_model=target_model,
                             ablation=ablation, matrix=matrix, train_steps=train_steps, sanity_checks=sanity,
-                            seed=seed, workspace=workspace, progress=RichProgress(enabled=not json_out))
+                            seed=seed, workspace=workspace, progress=make_progress(json_out))
     if json_out:
         emit_json(result)
         return

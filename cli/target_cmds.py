@@ -8,11 +8,11 @@ import typer
 
 from arnkit_cli.common import (
     JsonOpt,
-    RichProgress,
     SeedOpt,
     WorkspaceOpt,
     emit_json,
     handle_errors,
+    make_progress,
     stderr,
     table,
 )
@@ -39,7 +39,7 @@ def train(
     from arnkit.pipeline.target import train_target
 
     result = train_target(dataset, model, epochs=epochs, seed=seed, workspace=workspace, force=force,
-                          progress=RichProgress(enabled=not json_out))
+                          progress=make_progress(json_out))
     if json_out:
         emit_json(result.to_dict())
         return

@@ -8,11 +8,11 @@ import typer
 
 from arnkit_cli.common import (
     JsonOpt,
-    RichProgress,
     SeedOpt,
     WorkspaceOpt,
     emit_json,
     handle_errors,
+    make_progress,
     stderr,
     table,
 )
@@ -60,7 +60,7 @@ def train(
                            pool_size=pool_size, ablate=tuple(ablate or ()), strategy=strategy, resume=resume,
                            eval_limit=eval_limit, tensorboard=tensorboard, seed=seed, workspace=workspace,
                            learning_rate=learning_rate, lr_schedule=lr_schedule, guide_weight=guide_weight,
-                           progress=RichProgress(enabled=not json_out))
+                           progress=make_progress(json_out))
     if json_out:
         emit_json(record)
         return

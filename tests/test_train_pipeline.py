@@ -138,3 +138,23 @@ def test_cli_guide_weight_trains_a_separate_guided_run(run):
     assert guided["final_losses"]["guide"] > 0 and record["final_losses"]["guide"] == 0
     bad = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--guide-weight", "-1", "--workspace", str(ws)])
     assert bad.exit_code == 1 and "guide_weight must be >= 0" in bad.output
+
+
+def test_record_names_each_phase_and_the_runtime_and_snapshots_follow_the_checkpoints(tmp_path):
+    seen_steps, snapshots = [], []
+
+    def snapshot(step, arn):
+        seen_steps.append(step)
+        snapshots.append([np.array(w) for w in arn.encoder.weights])
+
+    record = train_defense(steps=8, workspace=tmp_path, on_checkpoint=snapshot, **FAST)
+    phases = record["phase_seconds"]
+    assert list(phases) == ["target", "pools", "arn", "report"]
+    assert all(seconds > 0 for seconds in phases.values())
+    assert sum(phases.values()) >= record["train_seconds"] and phases["arn"] >= record["train_seconds"]
+    runtime = record["runtime"]
+    assert runtime["tensorflow"] and isinstance(runtime["onednn"], bool) and runtime["cpus"] >= 1
+    assert runtime["cpu_isa"] in {"avx512", "avx2", "avx", "other"}
+    # checkpoint_every=4 over 8 steps: two snapshots, of different weights, after steps 4 and 8.
+    assert seen_steps == [4, 8]
+    assert any(not np.array_equal(a, b) for a, b in zip(*snapshots, strict=True))

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import arnkit
-from arnkit import adversarial_store, data
+from arnkit import adversarial_store, data, runtime
 from arnkit import attacks as attack_registry
 from arnkit.errors import ArnkitError
 from arnkit.io import write_json_atomic
@@ -137,6 +138,7 @@ def train_defense(
     lr_schedule: str | None = None,
     guide_weight: float | None = None,
     config_overrides: dict[str, Any] | None = None,
+    on_checkpoint: Callable[[int, Any], None] | None = None,
 ) -> dict[str, Any]:
     """Train ARN on the dataset with the seen attacks; return the run record (paths, losses, errors).
 
@@ -144,7 +146,9 @@ def train_defense(
     `width`: a preset name; None = the dataset's default (DEFAULT_WIDTH, else "default").
     `guide_weight` > 0 adds the logit-guided term (beyond the paper, `ARNConfig.guide_weight`), guided by the
     workspace's target; None = the dataset's default for the paper objective (DEFAULT_GUIDE), 0 = the paper.
-    `config_overrides` sets any other `ARNConfig` field (e.g. learning_rate, include_natural)."""
+    `config_overrides` sets any other `ARNConfig` field (e.g. learning_rate, include_natural).
+    `on_checkpoint(step, arn)` is called after each checkpoint is written (benchmarks evaluate snapshots
+    there; with a constant learning rate the snapshot at step s is the run of s steps)."""
     import keras
 
     from arnkit.defenses.arn import ARN, ARNConfig, export_preprocessor, save_defense
@@ -185,9 +189,14 @@ def train_defense(
                                    preset=width, seed=seed, **{f"use_{term}": False for term in ablate},
                                    **overrides)
 
+    # Wall seconds of each phase of this call (a cached artifact costs its load time only).
+    phases: dict[str, float] = {}
+    clock = time.perf_counter()
     target, target_record = ensure_target(meta.name, workspace=ws.root, progress=progress)
+    phases["target"], clock = time.perf_counter() - clock, time.perf_counter()
     x_adv, x_nat, pool_paths = seen_pools(meta.name, keys, pool_size=pool, seed=seed, workspace=ws.root,
                                           progress=progress)
+    phases["pools"], clock = time.perf_counter() - clock, time.perf_counter()
     spec = {"dataset": meta.name, "seen": keys, "steps": n_steps, "batch_size": batch_size, "pool": pool,
             "config": config.to_dict(), "target": target_record.fingerprint, "seed": seed}
     run_dir = ws.artifact("defenses", f"{meta.name}-arn-{'-'.join(keys)}", spec, "d")
@@ -227,13 +236,17 @@ def train_defense(
         history = {k: float(v[-1]) for k, v in fit.history.items()}
         step = arn.step
         arn.save_checkpoint(checkpoint)
+        if on_checkpoint is not None:
+            on_checkpoint(step, arn)
     progress.finish()
     train_seconds = time.perf_counter() - started
+    phases["arn"], clock = time.perf_counter() - clock, time.perf_counter()
 
     preprocessor = export_preprocessor(arn)
     save_defense(preprocessor, defense_path)
     evaluation = evaluate_gray_box(meta.name, keys, target, preprocessor, limit=eval_limit, seed=seed,
                                    workspace=ws.root, fingerprint=target_record.fingerprint, progress=progress)
+    phases["report"] = time.perf_counter() - clock
     record = {
         "dataset": meta.name, "seen": keys, "steps": n_steps, "resumed_from": start_step, "width": width,
         "objective": objective, "ablate": list(ablate), "strategy": strategy, "batch_size": batch_size,
@@ -242,6 +255,8 @@ def train_defense(
         "target_path": target_record.path, "config": config.to_dict(), "final_losses": history,
         "train_seconds": round(train_seconds, 2), "seed": seed, "arnkit_version": arnkit.__version__,
         "evaluation": evaluation, "reused": False,
+        "phase_seconds": {name: round(seconds, 2) for name, seconds in phases.items()},
+        "runtime": runtime.describe(),
         "target_clean_error": 1.0 - evaluate_accuracy(target, *data.load_arrays(meta.name, "test", limit=eval_limit or None,
                                                                                data_dir=ws.data_dir)[:2]),
     }
