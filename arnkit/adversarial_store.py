@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 import arnkit
+from arnkit import runtime
 from arnkit.errors import ArnkitError
 from arnkit.io import atomic_path
 
@@ -44,6 +45,7 @@ def save(path: str | Path, adv: AdversarialSet) -> Path:
         attrs = dict(adv.attrs)
         attrs.setdefault("arnkit_version", arnkit.__version__)
         attrs.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        attrs.setdefault("runtime", runtime.describe())  # kernels and CPU it was crafted with
         for key, value in attrs.items():
             handle.attrs[key] = value if isinstance(value, (str, int, float, np.integer, np.floating)) else json.dumps(
                 value, sort_keys=True, default=str)

@@ -76,7 +76,9 @@ def handle_errors(func):
 
 
 def _preflight(kwargs: dict[str, Any]) -> None:
-    """Fail fast (before the seconds-long TF import) when the command's dataset is unknown or not on disk."""
+    """Fail fast (before the seconds-long TF import) when the command's dataset is unknown or not on disk, or
+    a progress setting is off."""
+    _progress_settings()
     if isinstance(kwargs.get("dataset"), str):
         from arnkit import data
         from arnkit.workspace import Workspace
@@ -118,21 +120,29 @@ def make_progress(json_out: bool = False):
     rich's live bar prints nothing until a task ends when stderr is not a terminal, so a `nohup` or CI log
     would stay empty for an hour; plain lines go out at a steady rate instead. `--json` keeps stdout for the
     JSON object either way (progress goes to stderr). $ARNKIT_PROGRESS = auto | rich | plain | off."""
-    mode = os.environ.get(PROGRESS_ENV, "auto").strip().lower() or "auto"
-    if mode not in PROGRESS_MODES:
-        raise ArnkitError(f"{PROGRESS_ENV}={mode!r} is not a progress mode; use one of: {', '.join(PROGRESS_MODES)}")
+    mode, interval = _progress_settings()
     if mode == "off":
         return RichProgress(enabled=False)
     if mode == "auto":
         mode = "rich" if stderr.is_terminal else "plain"
     if mode == "rich":
         return RichProgress(enabled=not json_out)
-    try:
-        interval = float(os.environ.get(PLAIN_INTERVAL_ENV, "30"))
-    except ValueError:
-        raise ArnkitError(f"{PLAIN_INTERVAL_ENV} must be a number of seconds, got "
-                          f"{os.environ[PLAIN_INTERVAL_ENV]!r}") from None
     return PlainProgress(interval=interval)
+
+
+def _progress_settings() -> tuple[str, float]:
+    """($ARNKIT_PROGRESS, $ARNKIT_PROGRESS_INTERVAL), checked: a typo is one clear line, before any work."""
+    mode = os.environ.get(PROGRESS_ENV, "auto").strip().lower() or "auto"
+    if mode not in PROGRESS_MODES:
+        raise ArnkitError(f"{PROGRESS_ENV}={mode!r} is not a progress mode; use one of: {', '.join(PROGRESS_MODES)}")
+    raw = os.environ.get(PLAIN_INTERVAL_ENV, "30")
+    try:
+        interval = float(raw)
+    except ValueError:
+        interval = float("nan")
+    if not interval >= 0:
+        raise ArnkitError(f"{PLAIN_INTERVAL_ENV} must be a number of seconds >= 0, got {raw!r}")
+    return mode, interval
 
 
 def _duration(seconds: float) -> str:
@@ -177,7 +187,9 @@ class PlainProgress:
         parts.append(f"{rate:.3g}/s")
         if self._total and rate > 0:
             parts.append(f"ETA {_duration(max(self._total - self._done, 0) / rate)}")
-        parts.extend(f"{k}={v:.4g}" for k, v in list(info.items())[:4])
+        # Losses first (keras hands logs over alphabetically: "adv" would come before "e_loss").
+        shown = sorted(info.items(), key=lambda kv: "loss" not in kv[0])[:4]
+        parts.extend(f"{k}={v:.4g}" for k, v in shown)
         self._print(" ".join(parts))
 
     def finish(self) -> None:

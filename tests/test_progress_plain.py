@@ -27,13 +27,14 @@ def test_plain_progress_throttles_and_reports_rate_eta_and_losses():
     progress.start("ARN on mnist", 100)
     for _ in range(40):  # 40 steps over 20 s: lines at t=10 and t=20 only
         clock.now += 0.5
-        progress.advance(1, e_loss=0.25, g_loss=1.5)
+        progress.advance(1, adv=3.0, att=1.0, e_loss=0.25, g_loss=1.5, mse=2.0, nor=0.5)
     progress.finish()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 4, lines
     assert lines[0].endswith("ARN on mnist: started, 100 to do")
     assert "ARN on mnist: 20/100 (20%)" in lines[1] and "2/s" in lines[1] and "ETA 0m40s" in lines[1]
-    assert "e_loss=0.25" in lines[1] and "g_loss=1.5" in lines[1]
+    # losses first, then the other values, four at most
+    assert lines[1].endswith("e_loss=0.25 g_loss=1.5 adv=3 att=1"), lines[1]
     assert "40/100 (40%)" in lines[2] and "ETA 0m30s" in lines[2]
     assert lines[3].endswith("ARN on mnist: done, 40 in 0m20s")
     progress.advance(5)  # after finish: ignored, no line
@@ -66,8 +67,18 @@ def test_make_progress_modes(monkeypatch):
         make_progress(False)
     monkeypatch.setenv("ARNKIT_PROGRESS", "plain")
     monkeypatch.setenv("ARNKIT_PROGRESS_INTERVAL", "soon")
-    with pytest.raises(ArnkitError, match="ARNKIT_PROGRESS_INTERVAL must be a number"):
+    with pytest.raises(ArnkitError, match="ARNKIT_PROGRESS_INTERVAL must be a number of seconds >= 0"):
         make_progress(False)
+    monkeypatch.setenv("ARNKIT_PROGRESS_INTERVAL", "-1")
+    with pytest.raises(ArnkitError, match="got '-1'"):
+        make_progress(False)
+
+
+def test_a_bad_progress_setting_is_one_red_line_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARNKIT_PROGRESS", "loud")
+    result = CliRunner().invoke(app, ["target", "train", "--dataset", "synthetic", "--workspace", str(tmp_path)])
+    assert result.exit_code == 1 and "ARNKIT_PROGRESS='loud' is not a progress mode" in result.stderr
+    assert not (tmp_path / "targets").exists()  # nothing was trained
 
 
 def test_cli_writes_plain_progress_lines_to_a_log_and_keeps_stdout_json(tmp_path, monkeypatch):
@@ -76,7 +87,8 @@ def test_cli_writes_plain_progress_lines_to_a_log_and_keeps_stdout_json(tmp_path
     result = CliRunner().invoke(app, ["target", "train", "--dataset", "synthetic", "--epochs", "1", "--json",
                                       "--workspace", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["dataset"] == "synthetic"  # stdout holds the JSON object alone
+    record = json.loads(result.stdout)  # stdout holds the JSON object alone
+    assert record["dataset"] == "synthetic" and isinstance(record["runtime"]["onednn"], bool)
     lines = [line for line in result.stderr.splitlines() if line.startswith("[arnkit ")]
     assert lines[0].endswith("train lenet on synthetic: started, 4 to do"), lines
     assert any("/4 (" in line and "/s" in line for line in lines[1:-1]), lines

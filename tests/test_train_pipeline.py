@@ -155,6 +155,10 @@ def test_record_names_each_phase_and_the_runtime_and_snapshots_follow_the_checkp
     runtime = record["runtime"]
     assert runtime["tensorflow"] and isinstance(runtime["onednn"], bool) and runtime["cpus"] >= 1
     assert runtime["cpu_isa"] in {"avx512", "avx2", "avx", "other"}
+    # The pools and the target carry the same provenance.
+    assert adversarial_store.load(record["pools"][0]).attrs["runtime"]["onednn"] == runtime["onednn"]
+    target_record = json.loads(open(record["target_path"].replace(".keras", ".json")).read())
+    assert target_record["runtime"]["cpu_isa"] == runtime["cpu_isa"]
     # checkpoint_every=4 over 8 steps: two snapshots, of different weights, after steps 4 and 8.
     assert seen_steps == [4, 8]
     assert any(not np.array_equal(a, b) for a, b in zip(*snapshots, strict=True))

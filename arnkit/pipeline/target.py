@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 import arnkit
-from arnkit import data
+from arnkit import data, runtime
 from arnkit.errors import ArnkitError
 from arnkit.fingerprint import model_fingerprint
 from arnkit.io import load_model, save_model, write_json_atomic
@@ -36,6 +36,7 @@ class TargetResult:
     train_seconds: float
     reused: bool
     arnkit_version: str
+    runtime: dict[str, Any] | None = None  # TF, oneDNN and CPU it was trained on (None: an older record)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +103,7 @@ def train_target(
         dataset=meta.name, model=model_name, path=str(path), fingerprint=model_fingerprint(net),
         test_accuracy=accuracy, test_error=1.0 - accuracy, epochs=n_epochs, seed=seed,
         train_seconds=round(seconds, 2), reused=False, arnkit_version=arnkit.__version__,
+        runtime=runtime.describe(),
     )
     write_json_atomic(record_path, result.to_dict())
     return result
