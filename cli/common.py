@@ -170,6 +170,7 @@ class PlainProgress:
         self.finish()
         self._task, self._total, self._done = task, total, 0
         self._started = self._last = self._clock()
+        self._first: tuple[float, int] | None = None  # (time, done) at the first advance
         self._print(f"{task}: started" + (f", {total} to do" if total else ""))
 
     def advance(self, amount: int = 1, **info: float) -> None:
@@ -177,11 +178,19 @@ class PlainProgress:
             return
         self._done += amount
         now = self._clock()
+        first = self._first
+        if first is None:
+            self._first = (now, self._done)
         if now - self._last < self.interval:
             return
         self._last = now
-        elapsed = now - self._started
-        rate = self._done / elapsed if elapsed > 0 else 0.0
+        # The rate counts from the first advance: it leaves out graph tracing before it and, in a resumed run,
+        # the steps that the opening advance(start_step) says were done earlier.
+        if first is not None and now > first[0] and self._done > first[1]:
+            rate = (self._done - first[1]) / (now - first[0])
+        else:
+            elapsed = now - self._started
+            rate = self._done / elapsed if elapsed > 0 else 0.0
         parts = [f"{self._task}: {self._done}" + (f"/{self._total} ({100 * self._done / self._total:.0f}%)"
                                                   if self._total else "")]
         parts.append(f"{rate:.3g}/s")

@@ -53,6 +53,18 @@ def test_plain_progress_without_total_and_a_new_phase_closes_the_old_one():
     assert lines[2].endswith("pools: done, 3 in 0m02s") and lines[3].endswith("report: started, 2 to do")
 
 
+def test_plain_progress_rate_of_a_resumed_run_leaves_out_the_steps_done_before():
+    stream, clock = io.StringIO(), FakeClock()
+    progress = PlainProgress(interval=10, stream=stream, clock=clock)
+    progress.start("ARN", 1000)
+    progress.advance(500)  # the checkpoint's steps, reported at once
+    for _ in range(10):
+        clock.now += 1.0
+        progress.advance(1)
+    line = stream.getvalue().splitlines()[1]
+    assert "510/1000 (51%)" in line and " 1/s " in line and "ETA 8m10s" in line, line
+
+
 def test_make_progress_modes(monkeypatch):
     monkeypatch.delenv("ARNKIT_PROGRESS", raising=False)
     # pytest captures stderr: not a terminal, so auto = plain lines, in --json mode too.
