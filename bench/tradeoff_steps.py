@@ -43,13 +43,16 @@ def main() -> None:
     steps = max(args.milestones)
     points: list[dict] = []
     spent = {"scoring": 0.0}
+    loaded: dict = {}
     started = time.perf_counter()
 
     def snapshot(step: int, arn) -> None:
         if step not in args.milestones:
             return
         t0 = time.perf_counter()
-        target, record = ensure_target("mnist", workspace=ws)
+        if "target" not in loaded:  # trained by then; load the file once, not at every milestone
+            loaded["target"] = ensure_target("mnist", workspace=ws)
+        target, record = loaded["target"]
         evaluation = train_mod.evaluate_gray_box("mnist", list(train_mod.DEFAULT_SEEN["mnist"]), target,
                                                  export_preprocessor(arn), limit=1000, seed=0, workspace=ws,
                                                  fingerprint=record.fingerprint,
