@@ -34,16 +34,24 @@ def datasets(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
 @data_app.command("import")
 @handle_errors
 def import_data(
-    name: Annotated[str, typer.Argument(help="Dataset to import: cifar10.")],
-    path: Annotated[Path, typer.Argument(help="The archive you already have, e.g. cifar-10-python.tar.gz.")],
+    name: Annotated[str, typer.Argument(help="Dataset to import: cifar10 or lisa.")],
+    path: Annotated[Path, typer.Argument(help=(
+        "What you already have: cifar-10-python.tar.gz for cifar10; for lisa DOA's release "
+        "(a .tar/.tar.gz/.zip of its LISA/ folder, or the folder)."))],
+    force: Annotated[bool, typer.Option("--force", help="lisa: rebuild even if this content was imported before.")] = False,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Import a dataset archive you already have, so it loads offline."""
+    """Import a dataset you already have (cifar10 archive, LISA release), so it loads offline."""
     from arnkit.pipeline.datasets import import_dataset
 
-    result = import_dataset(name, path, workspace=workspace)
+    result = import_dataset(name, path, workspace=workspace, force=force)
     if json_out:
         emit_json(result)
+    elif "counts" in result:
+        counts = result["counts"]
+        how = "reused (same source as before)" if result["reused"] else f"built in {result['seconds']:.1f} s"
+        stderr.print(f"imported {result['dataset']}: {counts['train']:,} train / {counts['test']:,} test, "
+                     f"{result['classes']} classes, {how} -> {result['path']}", highlight=False)
     else:
-        stderr.print(f"imported {name}: {result}")
+        stderr.print(f"imported {result['dataset']} -> {result['path']}", highlight=False)

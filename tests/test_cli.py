@@ -50,7 +50,8 @@ def test_target_train_json_then_reuse(tmp_path):
         (["target", "train", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["target", "train", "--dataset", "synthetic", "--model", "alexnet"], "unknown model 'alexnet'"),
         (["target", "train", "--dataset", "cifar10"], "arnkit data import cifar10"),
-        (["data", "import", "lisa", "/nonexistent.tar.gz"], "cifar10 only"),
+        (["data", "import", "lisa", "/nonexistent.tar.gz"], "LISA data not found: /nonexistent.tar.gz"),
+        (["data", "import", "imagenet", "/nonexistent.tar.gz"], "knows cifar10, lisa, got 'imagenet'"),
     ],
 )
 def test_user_mistakes_give_one_red_line(tmp_path, args, message):

@@ -6,6 +6,7 @@ import io
 import os
 import pickle
 import random
+import shutil
 import struct
 import tarfile
 import time
@@ -18,7 +19,8 @@ import pytest
 from arnkit import data
 from arnkit.data.cifar10 import Cifar10Source
 from arnkit.data.importers import import_cifar10, parse_cifar10_batch
-from arnkit.data.lisa import CLASS_NAMES, TEST_FRACTION, LisaFiles, LisaSource
+from arnkit.data.lisa import CLASS_NAMES, DOA_COUNTS, RP2_CLASS_NAMES, TEST_FRACTION, LisaFiles, LisaSource
+from arnkit.data.lisa_import import import_lisa
 from arnkit.errors import ArnkitError
 
 # ---------------------------------------------------------------- CIFAR-10 fixture (cifar-10-python.tar.gz)
@@ -371,12 +373,13 @@ def test_lisa_annotations_cannot_point_outside_the_folder(tmp_path):
         collect_records(LisaFiles("original", root))
 
 
-def _doa_release(root: Path) -> None:
-    """DOA's prepared layout: LISA/{train,val}/<RP2 index>/*.png with 64x64 crops."""
+def _doa_release(root: Path, folders: dict[int, int] | None = None, per_split: tuple[int, int] = (3, 2)) -> None:
+    """DOA's prepared layout: LISA/{train,val}/<RP2 index>/*.png with 64x64 crops; folders maps index -> red shade."""
     from PIL import Image
 
-    for split, per_class in (("train", 3), ("val", 2)):
-        for folder, shade in ((0, 30), (13, 130), (16, 230)):
+    folders = folders or {0: 30, 13: 130, 16: 230}
+    for split, per_class in zip(("train", "val"), per_split, strict=True):
+        for folder, shade in folders.items():
             (root / "LISA" / split / str(folder)).mkdir(parents=True)
             for i in range(per_class):
                 pixels = np.full((64, 64, 3), (shade, i, 7), dtype=np.uint8)
@@ -405,3 +408,139 @@ def test_lisa_doa_folder_of_dropped_class_is_refused(tmp_path):
     (tmp_path / "LISA" / "train" / "12" / "a.png").write_bytes((tmp_path / "LISA/train/0/100_x_0.avi_image0.png").read_bytes())
     with pytest.raises(ArnkitError, match="train/12 is not one of the 16"):
         collect_records(LisaFiles("doa", tmp_path / "LISA"))
+
+
+# ---------------------------------------------------------------- `arnkit data import lisa` on DOA-layout fixtures
+
+ALL_FOLDERS = {k: 10 + 14 * k for k in range(17) if k != 12}  # the 16 RP2 indices; red shade identifies the folder
+TINY_LISA = {"train": 32, "test": 16}
+
+
+def _doa16(root: Path) -> Path:
+    """A tiny release with all 16 class folders: 2 train and 1 val image each; returns the LISA/ folder."""
+    _doa_release(root, ALL_FOLDERS, per_split=(2, 1))
+    return root / "LISA"
+
+
+def _zip_folder(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(folder.rglob("*")):
+            out.write(path, path.relative_to(folder.parent).as_posix())
+    return archive
+
+
+def _check_tiny_lisa(data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    label_of = {k: CLASS_NAMES.index(RP2_CLASS_NAMES[k]) for k in ALL_FOLDERS}
+    shade_of_label = {label_of[k]: shade for k, shade in ALL_FOLDERS.items()}
+    out = {}
+    for split, count in TINY_LISA.items():
+        x, y, _ = data.load_arrays("lisa", split, data_dir=data_dir)
+        assert x.shape == (count, 32, 32, 3) and x.dtype == np.float32
+        assert np.bincount(y, minlength=16).tolist() == [count // 16] * 16
+        red = np.round(x[..., 0] * 255).astype(int)
+        assert all((red[i] == shade_of_label[int(label)]).all() for i, label in enumerate(y))
+        out[split] = (x, y)
+    return out
+
+
+def test_lisa_import_folder_zip_and_tar_all_work_and_reuse(tmp_path):
+    lisa = _doa16(tmp_path / "src")
+    data_dir = tmp_path / "data"
+    first = import_lisa(tmp_path / "src", data_dir, expected_counts=TINY_LISA)  # the folder holding LISA/
+    assert first["reused"] is False and first["counts"] == TINY_LISA and first["classes"] == 16
+    assert first["path"] == str(data_dir / "arnkit_lisa" / "1.0.0") and first["dataset"] == "lisa"
+    assert _leftovers(data_dir) == ["arnkit_lisa"] and LisaSource().availability(data_dir) is None
+    arrays = _check_tiny_lisa(data_dir)
+    # LISA/ itself is the same content: reused without a rebuild.
+    again = import_lisa(lisa, data_dir, expected_counts=TINY_LISA)
+    assert again["reused"] is True and again["sha256"] == first["sha256"]
+    assert import_lisa(lisa, data_dir, expected_counts=TINY_LISA, force=True)["reused"] is False
+
+    zipped = import_lisa(_zip_folder(lisa, tmp_path / "LISA.zip"), data_dir, expected_counts=TINY_LISA)
+    assert zipped["reused"] is False and zipped["sha256"] != first["sha256"]  # another source: rebuilt
+    tar_path = tmp_path / "lisa.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tar:
+        tar.add(lisa, arcname="./LISA")
+        link = tarfile.TarInfo("LISA/train/0/escape.png")  # links are not regular files: never read
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    tarred = import_lisa(tar_path, data_dir, expected_counts=TINY_LISA)
+    assert tarred["reused"] is False and tarred["counts"] == TINY_LISA
+    for split, (x, y) in _check_tiny_lisa(data_dir).items():  # every route gives the same dataset
+        np.testing.assert_array_equal(x, arrays[split][0])
+        np.testing.assert_array_equal(y, arrays[split][1])
+    assert _leftovers(data_dir) == ["arnkit_lisa"]
+    assert sorted(p.name for p in (data_dir / "arnkit_lisa").iterdir()) == ["1.0.0"]
+
+
+def _drop_val(lisa: Path) -> None:
+    shutil.rmtree(lisa / "val")
+
+
+def _add_folder(name: str):
+    def add(lisa: Path) -> None:
+        (lisa / "train" / name).mkdir()
+        shutil.copy(next((lisa / "train" / "0").iterdir()), lisa / "train" / name / "a.png")
+    return add
+
+
+def _drop_folder(lisa: Path) -> None:
+    shutil.rmtree(lisa / "val" / "5")
+
+
+@pytest.mark.parametrize("damage, counts, message", [
+    (_drop_val, TINY_LISA, r"^LISA/val is missing in .*; pass DOA's LISA release \(LISA/train, LISA/val\)$"),
+    (_add_folder("17"), None, r"^class folder train/17 is not one of the 16 LISA classes"),
+    (_add_folder("12"), None, r"^class folder train/12 \(speedLimitUrdbl\) is not one of the 16 LISA classes"),
+    (_drop_folder, None, r"^LISA/val in .* lacks class folder\(s\) 5 of the 16; re-download"),
+    (None, {"train": 32, "test": 17}, r"has 16 val images, expected 17 \(DOA's split\); re-download or re-extract"),
+    (None, DOA_COUNTS, r"has 32 train images, expected 3,509 \(DOA's split\); re-download or re-extract"),
+], ids=["no-val", "extra-17", "dropped-12", "missing-5", "val-count", "default-counts"])
+def test_lisa_import_refuses_a_wrong_release_in_one_line(tmp_path, damage, counts, message):
+    lisa = _doa16(tmp_path / "src")
+    if damage is not None:
+        damage(lisa)
+    data_dir = tmp_path / "data"
+    kwargs = {} if counts is DOA_COUNTS else {"expected_counts": counts}  # DOA_COUNTS: the default check fires
+    start = time.perf_counter()
+    with pytest.raises(ArnkitError, match=message) as caught:
+        import_lisa(_zip_folder(lisa, tmp_path / "LISA.zip"), data_dir, **kwargs)
+    assert time.perf_counter() - start < 5.0  # names only: nothing decoded, nothing built
+    assert "\n" not in str(caught.value)
+    assert _leftovers(data_dir) == []
+
+
+def test_lisa_import_rejects_missing_and_unknown_paths(tmp_path):
+    with pytest.raises(ArnkitError, match="LISA data not found"):
+        import_lisa(tmp_path / "nope.tar", tmp_path / "data")
+    (tmp_path / "lisa.rar").write_bytes(b"x")
+    with pytest.raises(ArnkitError, match=r"not a \.tar, \.tar\.gz, \.tgz, \.zip or folder"):
+        import_lisa(tmp_path / "lisa.rar", tmp_path / "data")
+    (tmp_path / "broken.tar").write_bytes(b"not a tar at all" * 64)
+    with pytest.raises(ArnkitError, match="cannot open .*broken.tar"):
+        import_lisa(tmp_path / "broken.tar", tmp_path / "data")
+    _lisa_original(tmp_path / "original")
+    with pytest.raises(ArnkitError, match="is the original LISA archive"):
+        import_lisa(tmp_path / "original", tmp_path / "data")
+    assert _leftovers(tmp_path / "data") == []
+
+
+def test_lisa_import_corrupt_png_fails_in_one_line_and_keeps_the_old_dataset(tmp_path):
+    lisa = _doa16(tmp_path / "src")
+    victim = sorted((lisa / "val" / "13").iterdir())[0]
+    good = victim.read_bytes()
+    victim.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    data_dir = tmp_path / "data"
+    with pytest.raises(ArnkitError, match=r"^cannot decode LISA/val/13/.*\.png") as caught:
+        import_lisa(_zip_folder(lisa, tmp_path / "LISA.zip"), data_dir, expected_counts=TINY_LISA)
+    assert "\n" not in str(caught.value)
+    assert _leftovers(data_dir) == []  # no staging folder, no arnkit_lisa
+    # A failed rebuild leaves the earlier import as it was.
+    victim.write_bytes(good)
+    import_lisa(lisa, data_dir, expected_counts=TINY_LISA)
+    before = _check_tiny_lisa(data_dir)
+    victim.write_bytes(b"broken")
+    with pytest.raises(ArnkitError, match="cannot decode"):
+        import_lisa(lisa, data_dir, expected_counts=TINY_LISA)
+    assert _leftovers(data_dir) == ["arnkit_lisa"]
+    np.testing.assert_array_equal(_check_tiny_lisa(data_dir)["test"][0], before["test"][0])

@@ -23,6 +23,11 @@ class AttackEntry:
     cls: str
     fixed: dict[str, Any] = field(default_factory=dict)  # arguments that define this registry entry
     description: str = ""
+    # Datasets the pipeline offers it for (None = every dataset); `make` itself builds it for any images.
+    datasets: tuple[str, ...] | None = None
+
+    def applies_to(self, dataset: str) -> bool:
+        return self.datasets is None or dataset in self.datasets or dataset == "synthetic"
 
     def attack_class(self):
         return getattr(importlib.import_module(f"arnkit.attacks.{self.module}"), self.cls)
@@ -40,9 +45,10 @@ _ENTRIES = [
     AttackEntry("sta_t", "stadv", "STA", {"targeted": True}, "spatial transform attack / stAdv, targeted"),
     AttackEntry("fwa_n", "fwa", "FWA", {"targeted": False}, "Faster Wasserstein attack, untargeted (Wu et al. 2020)"),
     AttackEntry("rp2", "rp2", "RP2", {"mask": "octagon"}, "RP2 masked perturbation with EOT (Eykholt 2018)"),
-    AttackEntry("ap1", "rp2", "RP2", {"mask": "ap1"}, "RP2 sticker patch, mask 1"),
-    AttackEntry("ap2", "rp2", "RP2", {"mask": "ap2"}, "RP2 sticker patch, mask 2"),
-    AttackEntry("ap3", "rp2", "RP2", {"mask": "ap3"}, "RP2 sticker patch, mask 3"),
+    # The sign stickers of the ARN paper's LISA block (DOA's four masks; arnkit.attacks.masks).
+    *(AttackEntry(f"ap{i}", "sticker", "StickerPatch", {"mask": f"ap{i}"},
+                  f"sticker patch AP{i} ({source}), DOA's masked signed-gradient attack", ("lisa",))
+      for i, source in enumerate(("RP2 rectangles", "graffiti blob", "graffiti blob", "graffiti strokes"), 1)),
     AttackEntry("roa", "roa", "ROA", {}, "rectangular occlusion attack (Wu et al. 2020b)"),
 ]
 
@@ -54,6 +60,22 @@ def get(key: str) -> AttackEntry:
         return REGISTRY[key.lower()]
     except KeyError:
         raise ArnkitError(f"unknown attack '{key}'; known attacks: {', '.join(REGISTRY)}") from None
+
+
+def for_dataset(key: str, dataset: str) -> AttackEntry:
+    """The entry for `key`, refused in one line when the pipeline does not offer it on `dataset`."""
+    entry = get(key)
+    if not entry.applies_to(dataset):
+        offered = ", ".join(k for k, e in REGISTRY.items() if e.datasets is not None and e.applies_to(dataset))
+        raise ArnkitError(f"attack '{key}' is for {', '.join(entry.datasets or ())} images, not {dataset}"
+                          + (f"; {dataset} has the patches {offered}" if offered else "")
+                          + "; pick an attack of `arnkit attacks` for this dataset")
+    return entry
+
+
+def keys_for(dataset: str) -> list[str]:
+    """Registry keys the pipeline offers on `dataset` (what `--attack all` expands to)."""
+    return [key for key, entry in REGISTRY.items() if entry.applies_to(dataset)]
 
 
 def make(key: str, *, dataset: str | None = None, **overrides: Any):
@@ -69,4 +91,4 @@ def make(key: str, *, dataset: str | None = None, **overrides: Any):
         raise ArnkitError(f"bad parameter for attack '{key}': {exc}") from None
 
 
-__all__ = ["REGISTRY", "AttackEntry", "get", "make"]
+__all__ = ["REGISTRY", "AttackEntry", "for_dataset", "get", "keys_for", "make"]

@@ -1,21 +1,27 @@
-"""Perturbation masks for the RP2 attack (Eykholt et al., "Robust Physical-World Attacks on Deep Learning
-Visual Classification", CVPR 2018, arXiv:1707.08945) and the ARN paper's LISA patches AP1-AP3.
+"""Perturbation masks: RP2's full-sign octagon (Eykholt et al., "Robust Physical-World Attacks on Deep Learning
+Visual Classification", CVPR 2018, arXiv:1707.08945) and the four sticker masks AP1-AP4 of the ARN paper's
+LISA block (Table 2).
 
-The RP2 paper shows its masks only as pictures and does not publish them, and the ARN paper names three
-patches (AP1, AP2, AP3) without drawing them. The masks here are therefore our own resolution-independent
-geometric versions, drawn in normalized coordinates u (columns) and v (rows) in [-1, 1], with the sign
-assumed to fill the (cropped) image as in LISA. The octagon holds the pixels whose centres lie inside it.
+The ARN paper names its patches AP1-AP4 without drawing them. It follows DOA (Wu et al. ICLR 2020,
+tongwu2020/phattacks), whose physical attack on LISA (`sign/experiment/physical_attack.py`) uses exactly four
+32x32 masks from `sign/mask/`; we take them to be AP1-AP4, in the order that script lists them:
 
-| name    | shape                                                                  | design | 32x32  | 28x28  |
-|---------|------------------------------------------------------------------------|--------|--------|--------|
-| octagon | regular octagon, inradius 0.9: the full-sign "subliminal poster"        | 67.1%  | 65.6%  | 67.9%  |
-| ap1     | two horizontal bars 1.0 x 0.24 above and below the centre ("love/hate") | 12.0%  | 12.5%  | 10.7%  |
-| ap2     | four rectangles 0.4 x 0.36, two each side of the centre ("abstract art") | 4x3.6% | 4x3.5% | 4x3.8% |
-| ap3     | one square 0.6 x 0.6, centred horizontally, below the centre            | 9.0%   | 9.8%   | 8.2%   |
+| name | source file (32x32)                   | shape                                             | pixels at 32x32 |
+|------|---------------------------------------|---------------------------------------------------|-----------------|
+| ap1  | `mask_l1loss_uniform_rectangles.png`  | RP2's sticker mask: four small rectangles          | 30 (2.9%)       |
+| ap2  | `maskdone4.jpg`                       | one graffiti-like blob, upper middle               | 49 (4.8%)       |
+| ap3  | `maskdone5.jpg`                       | one blob, centre right                             | 45 (4.4%)       |
+| ap4  | `maskdone6.jpg`                       | three strokes: top, upper left, upper middle       | 29 (2.8%)       |
 
-Sizes are in normalized units (the image is 2 x 2). Every sticker mask (ap1-ap3) lies inside the octagon.
-Rectangle corners and side lengths are rounded to the pixel grid (each side at least one pixel), so the pixel
-fractions move by up to a fifth of the design value with the resolution; `MASK_FRACTIONS` holds the design values.
+ap1's file is RP2's (evtimovi/robust_physical_perturbations, MIT; also `../shared/data/rp2-masks/`). The three
+`maskdone` files are JPEGs: besides the shape (values >= 0.89) they hold 46-61 faint compression artifacts (values
+<= 0.15). The masks here are the shapes, binarized at 0.5 and stored below as pixel runs; the artifacts are
+dropped (DOA's attack multiplies its noise by the mask at every step, so they let at most ~0.01 through).
+
+At another size a mask is resampled by nearest neighbour from its 32x32 grid (the sign is assumed to fill the
+image, as in LISA's crops), so a 64x64 image gets each pixel doubled. The octagon stays resolution-independent:
+a regular octagon of inradius 0.9 in normalized coordinates u (columns), v (rows) in [-1, 1] (65.6% of a 32x32
+image; RP2's own `octagon.png` covers the whole 32x32 square's inscribed octagon, 82%).
 
     from arnkit.attacks.masks import make_mask
     m = make_mask("ap2", (32, 32))          # float32 (32, 32, 1), values 0 or 1
@@ -29,65 +35,53 @@ import numpy as np
 
 from arnkit.errors import ArnkitError
 
-# Design fractions of the image area (the continuous shapes, before rasterization).
-MASK_FRACTIONS: dict[str, float] = {
-    "octagon": 8.0 * 0.9**2 * (np.sqrt(2.0) - 1.0) / 4.0,  # area 8 r^2 tan(22.5deg) over the 2 x 2 square
-    "ap1": 2 * (1.0 * 0.24) / 4.0,  # two bars 1.0 x 0.24 (of 2 x 2)
-    "ap2": 4 * (0.4 * 0.36) / 4.0,  # four rectangles 0.4 x 0.36
-    "ap3": (0.6 * 0.6) / 4.0,  # one square 0.6 x 0.6
+_GRID = 32
+# (row, first column, column after the last) of each run of masked pixels on the 32x32 grid.
+_RUNS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "ap1": ((15, 8, 10), (16, 8, 10), (17, 8, 10), (18, 8, 10), (18, 20, 23), (19, 20, 23), (22, 9, 13),
+            (23, 9, 13), (24, 9, 13), (24, 18, 20), (25, 18, 20)),
+    "ap2": ((7, 14, 18), (8, 12, 18), (9, 11, 17), (10, 11, 19), (11, 10, 19), (12, 9, 18), (13, 9, 16)),
+    "ap3": ((15, 16, 19), (16, 16, 21), (17, 15, 23), (18, 15, 25), (19, 14, 23), (20, 14, 20), (21, 13, 17)),
+    "ap4": ((3, 13, 15), (4, 12, 15), (5, 12, 15), (8, 17, 18), (9, 17, 18), (10, 16, 18), (11, 2, 3),
+            (11, 16, 18), (12, 1, 5), (12, 15, 18), (13, 1, 7), (13, 17, 18)),
+}
+STICKERS: tuple[str, ...] = tuple(_RUNS)
+# Where each sticker mask comes from (file in tongwu2020/phattacks `sign/mask/`).
+SOURCES: dict[str, str] = {
+    "ap1": "mask_l1loss_uniform_rectangles.png", "ap2": "maskdone4.jpg", "ap3": "maskdone5.jpg",
+    "ap4": "maskdone6.jpg",
 }
 
-# Rectangles as (u_min, u_max, v_min, v_max) in normalized coordinates.
-_AP1_BARS = ((-0.5, 0.5, -0.62, -0.38), (-0.5, 0.5, 0.38, 0.62))
-_AP2_RECTS = (
-    (-0.75, -0.35, -0.46, -0.1),
-    (0.35, 0.75, -0.46, -0.1),
-    (-0.75, -0.35, 0.1, 0.46),
-    (0.35, 0.75, 0.1, 0.46),
-)
-_AP3_SQUARE = ((-0.3, 0.3, 0.1, 0.7),)
+
+def _grid_mask(name: str) -> np.ndarray:
+    mask = np.zeros((_GRID, _GRID), bool)
+    for row, start, stop in _RUNS[name]:
+        mask[row, start:stop] = True
+    return mask
 
 
-def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Normalized coordinates of the pixel centres: u along columns, v along rows, both in (-1, 1)."""
-    v = (np.arange(height) + 0.5) / height * 2.0 - 1.0
-    u = (np.arange(width) + 0.5) / width * 2.0 - 1.0
-    vv, uu = np.meshgrid(v, u, indexing="ij")
-    return uu, vv
-
-
-def _edge(coord: float, pixels: int) -> int:
-    """Pixel index of a normalized coordinate, rounding half up (so shapes scale evenly with the size)."""
-    return int(np.floor((coord + 1.0) / 2.0 * pixels + 0.5))
-
-
-def _rectangles(rects: tuple[tuple[float, float, float, float], ...]) -> Callable[[int, int], np.ndarray]:
+def _sticker(name: str) -> Callable[[int, int], np.ndarray]:
     def draw(height: int, width: int) -> np.ndarray:
-        inside = np.zeros((height, width), bool)
-        for u0, u1, v0, v1 in rects:
-            c0, r0 = _edge(u0, width), _edge(v0, height)
-            # Round the size, not the far edge, so equal sizes stay equal (a square stays square); at least
-            # one pixel per side, so every sticker survives small resolutions.
-            c1 = c0 + max(1, _edge(u1 - u0 - 1.0, width))
-            r1 = r0 + max(1, _edge(v1 - v0 - 1.0, height))
-            inside[r0:r1, c0:c1] = True
-        return inside
+        rows = np.minimum((np.arange(height) + 0.5) * _GRID / height, _GRID - 1).astype(int)
+        cols = np.minimum((np.arange(width) + 0.5) * _GRID / width, _GRID - 1).astype(int)
+        return _grid_mask(name)[np.ix_(rows, cols)]
 
     return draw
 
 
 def _octagon(height: int, width: int, inradius: float = 0.9) -> np.ndarray:
-    uu, vv = _grid(height, width)
-    au, av = np.abs(uu), np.abs(vv)
+    v = (np.arange(height) + 0.5) / height * 2.0 - 1.0
+    u = (np.arange(width) + 0.5) / width * 2.0 - 1.0
+    av, au = np.abs(np.meshgrid(v, u, indexing="ij"))
     # A regular octagon is a square (|u|, |v| <= r) cut by the diamond |u| + |v| <= r * sqrt(2).
     return (au <= inradius) & (av <= inradius) & (au + av <= inradius * np.sqrt(2.0))
 
 
-MASKS: dict[str, Callable[[int, int], np.ndarray]] = {
-    "octagon": _octagon,
-    "ap1": _rectangles(_AP1_BARS),
-    "ap2": _rectangles(_AP2_RECTS),
-    "ap3": _rectangles(_AP3_SQUARE),
+MASKS: dict[str, Callable[[int, int], np.ndarray]] = {"octagon": _octagon, **{n: _sticker(n) for n in STICKERS}}
+# Fractions of the image area: the octagon's continuous area, the stickers' pixel count at 32x32.
+MASK_FRACTIONS: dict[str, float] = {
+    "octagon": 8.0 * 0.9**2 * (np.sqrt(2.0) - 1.0) / 4.0,
+    **{n: float(_grid_mask(n).mean()) for n in STICKERS},
 }
 
 
@@ -105,7 +99,7 @@ def make_mask(mask: str | np.ndarray, size: tuple[int, int], channels: int = 1) 
             raise ArnkitError(f"unknown mask '{mask}'; choose one of {', '.join(MASKS)} or pass an array") from None
         out = draw(height, width).astype(np.float32)[..., None]
         if not out.any():
-            raise ArnkitError(f"mask '{mask}' is empty at {height}x{width}; use images of at least 8x8 pixels")
+            raise ArnkitError(f"mask '{mask}' is empty at {height}x{width}; use images of at least 16x16 pixels")
         return out
     arr = np.asarray(mask, dtype=np.float32)
     if arr.ndim == 2:
@@ -122,4 +116,4 @@ def make_mask(mask: str | np.ndarray, size: tuple[int, int], channels: int = 1) 
     return arr
 
 
-__all__ = ["MASKS", "MASK_FRACTIONS", "make_mask"]
+__all__ = ["MASKS", "MASK_FRACTIONS", "SOURCES", "STICKERS", "make_mask"]

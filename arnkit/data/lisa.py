@@ -9,7 +9,14 @@ prepared data (phattacks commit cb1f365, `sign/LISA/{train,val}/<k>/`): its clas
 Labels here are RP2's order with speedLimitUrdbl removed (stop is 12, yield is 15); note that DOA's PyTorch
 models use torchvision ImageFolder's string-sorted folder order ('0', '1', '10', ...), which differs.
 
-The data needs a manual download; put ONE of these into `<data_dir>/downloads/manual/` (TFDS's manual_dir):
+The way in is `arnkit data import lisa PATH` (`arnkit.data.lisa_import.import_lisa`), with PATH DOA's prepared
+release (the "Data&Model" asset of tongwu2020/phattacks): a `.tar` / `.tar.gz` / `.zip` of the folder `LISA/`, or
+that folder extracted, with `train/<k>/*.png` and `val/<k>/*.png` (k = RP2 class index; a `test/` folder is
+ignored). It is checked by name first (the 16 class folders in both splits, exactly 3,509 / 1,148 images), then
+built once (its train/val split kept as train/test, the 64x64 crops resized to 32x32) and reused on a re-import
+of the same content.
+
+Still supported: a manual download in `<data_dir>/downloads/manual/` (TFDS's manual_dir), built on first load:
 - the original archive `signDatabasePublicFramesOnly.zip`, or its extracted folder (with `allAnnotations.csv`);
   each annotation whose tag is one of the 16 classes is cropped to its bounding box and resized to 32x32
   (PIL bilinear with antialiasing). Split: per class, annotations sorted by (frame, box) are permuted with
@@ -17,12 +24,10 @@ The data needs a manual download; put ONE of these into `<data_dir>/downloads/ma
   ratio) go to test. Deterministic, independent of the CSV's row order. Frames of one video track may fall
   on both sides, as in a plain random split; the counts differ from the paper's, whose exact filtering is
   not published as code.
-- DOA's prepared release (the "Data&Model" asset of tongwu2020/phattacks): the folder `LISA/` with
-  `train/<k>/*.png` and `val/<k>/*.png` (k = RP2 class index), or `LISA.zip` of it. Its train/val split is
-  kept as train/test, which is exactly the paper's 3,509 / 1,148; its 64x64 crops are resized to 32x32.
+- DOA's release as above: the folder `LISA/` or `LISA.zip` (not count-checked on this route).
 When both are present, DOA's release wins (it reproduces the paper's split).
-The TFDS builder (`arnkit.data.lisa_builder.ArnkitLisa`, dataset `arnkit_lisa`) builds it offline on first
-load and caches it in `<data_dir>/arnkit_lisa/`.
+The TFDS builder (`arnkit.data.lisa_builder.ArnkitLisa`, dataset `arnkit_lisa`) caches the result in
+`<data_dir>/arnkit_lisa/`.
 
 Example:
     >>> from arnkit import data
@@ -50,6 +55,9 @@ DROPPED_CLASS = "speedLimitUrdbl"
 CLASS_NAMES: tuple[str, ...] = tuple(name for name in RP2_CLASS_NAMES if name != DROPPED_CLASS)
 
 BUILDER_NAME = "arnkit_lisa"
+BUILDER_VERSION = "1.0.0"
+# DOA's prepared release (its train / val, the paper's train / test); `arnkit data import lisa` checks these.
+DOA_COUNTS: dict[str, int] = {"train": 3509, "test": 1148}
 ORIGINAL_ZIP = "signDatabasePublicFramesOnly.zip"
 ORIGINAL_FOLDER = "signDatabasePublicFramesOnly"
 ANNOTATIONS = "allAnnotations.csv"
@@ -59,7 +67,8 @@ SPLIT_SEED = 0
 TEST_FRACTION = 1148 / (3509 + 1148)
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
-Put ONE of these into the manual_dir (by default <data_dir>/downloads/manual/):
+Easiest: `arnkit data import lisa PATH` with DOA's release (the second item below). Otherwise put ONE of
+these into the manual_dir (by default <data_dir>/downloads/manual/):
 * `{ORIGINAL_ZIP}`, the original LISA traffic sign archive (http://cvrr.ucsd.edu/LISA/lisa-traffic-sign-dataset.html),
   or its extracted folder `{ORIGINAL_FOLDER}/` containing `{ANNOTATIONS}`;
 * DOA's prepared data (https://github.com/tongwu2020/phattacks/releases/tag/Data%26Model): the folder
@@ -97,16 +106,17 @@ def find_lisa_files(manual: Path) -> LisaFiles | None:
 
 def missing_message(data_dir: Path) -> str:
     return (
-        f"LISA is not prepared in {data_dir}: put {ORIGINAL_ZIP} (the original LISA traffic-sign archive) or DOA's "
-        f"prepared '{DOA_FOLDER}' folder (train/, val/) into {manual_dir(data_dir)}; it is then built offline on first load"
+        f"LISA is not prepared in {data_dir}: run `arnkit data import lisa PATH` with DOA's release (a .tar/.zip of "
+        f"its '{DOA_FOLDER}' folder, or the folder), or put {ORIGINAL_ZIP} (the original LISA traffic-sign archive) "
+        f"into {manual_dir(data_dir)}, where it is built on first load"
     )
 
 
 class LisaSource:
     info = DatasetInfo(
         name="lisa", shape=(32, 32, 3), num_classes=16, class_names=CLASS_NAMES, eps=8 / 255,
-        eps_raised=0.05, split_sizes={"train": 3509, "test": 1148}, default_model="lisa_cnn",
-        description="LISA traffic signs, 16 classes, 32x32 (manual download; sizes are the paper's / DOA's)",
+        eps_raised=0.05, split_sizes=dict(DOA_COUNTS), default_model="lisa_cnn",
+        description="LISA traffic signs, 16 classes, 32x32 (`arnkit data import lisa PATH`; sizes are the paper's / DOA's)",
     )
 
     def availability(self, data_dir: Path) -> str | None:

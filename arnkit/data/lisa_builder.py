@@ -2,7 +2,8 @@
 
 Reads the original LISA archive (frames + semicolon-separated `allAnnotations.csv`, cropped to each sign's
 box) or DOA's prepared `LISA/{train,val}/<k>/` crops; see `arnkit.data.lisa` for the class list, the split
-and where to put the files. Nothing is extracted to disk: files are read from the folder or zip directly.
+and where to put the files. Nothing is extracted to disk: files are read from the folder, zip or tar directly.
+`arnkit.data.lisa_import.import_lisa` (`arnkit data import lisa PATH`) validates DOA's release and builds from it.
 
 Example:
     >>> from arnkit.data.lisa_builder import build_lisa
@@ -11,10 +12,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import re
+import sys
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +30,7 @@ import tensorflow_datasets as tfds
 from arnkit.data.lisa import (
     ANNOTATIONS,
     BUILDER_NAME,
+    BUILDER_VERSION,
     CLASS_NAMES,
     MANUAL_DOWNLOAD_INSTRUCTIONS,
     RP2_CLASS_NAMES,
@@ -58,20 +63,37 @@ class SignRecord:
     box: tuple[int, int, int, int] | None  # x0, y0, x1, y1 inclusive, in frame pixels
 
 
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+def is_tar_name(path: Path) -> bool:
+    return path.name.lower().endswith(TAR_SUFFIXES)
+
+
 class _Files:
-    """Read-only access to files in a folder or a zip by relative posix path (no extraction)."""
+    """Read-only access to files in a folder, a zip or a tar by relative posix path (no extraction)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._zip = zipfile.ZipFile(path) if path.suffix.lower() == ".zip" else None
+        self._zip = zipfile.ZipFile(path) if path.suffix.lower() == ".zip" and not path.is_dir() else None
+        self._tar: tarfile.TarFile | None = None
+        self._members: dict[str, tarfile.TarInfo] = {}
+        if self._zip is None and is_tar_name(path) and not path.is_dir():
+            self._tar = tarfile.open(path, "r:*")
+            # Regular files only: links and devices are never followed, so a hostile tar cannot point elsewhere.
+            self._members = {_tar_name(m.name): m for m in self._tar.getmembers() if m.isreg()}
 
     def names(self) -> list[str]:
+        if self._tar is not None:
+            return list(self._members)
         if self._zip is not None:
             return [n for n in self._zip.namelist() if not n.endswith("/")]
         return [Path(dirpath, f).relative_to(self.path).as_posix()
                 for dirpath, _, files in os.walk(self.path) for f in files]
 
     def has(self, name: str) -> bool:
+        if self._tar is not None:
+            return name in self._members
         if self._zip is not None:
             try:
                 self._zip.getinfo(name)
@@ -81,9 +103,17 @@ class _Files:
         return self._inside(name).is_file()
 
     def read(self, name: str) -> bytes:
+        if self._tar is not None:
+            handle = self._tar.extractfile(self._members[name])
+            return handle.read() if handle is not None else b""
         if self._zip is not None:
             return self._zip.read(name)
         return self._inside(name).read_bytes()
+
+    def order(self, name: str) -> int:
+        """Position for reading in archive order (a compressed tar seeks backwards only by re-decompressing)."""
+        member = self._members.get(name)
+        return member.offset if member is not None else 0
 
     def _inside(self, name: str) -> Path:
         target = (self.path / name).resolve()
@@ -94,12 +124,19 @@ class _Files:
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
+        if self._tar is not None:
+            self._tar.close()
+
+
+def _tar_name(name: str) -> str:
+    """'./LISA/x' and '/LISA/x' are the same member as 'LISA/x'."""
+    return re.sub(r"^(?:\.?/)+", "", name)
 
 
 def _open(files: LisaFiles) -> _Files:
     try:
         return _Files(files.path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
         raise ArnkitError(f"cannot open {files.path} ({first_line(exc)}); download it again") from None
 
 
@@ -225,9 +262,11 @@ def crop_to_32(blob: bytes, box: tuple[int, int, int, int] | None, source: str) 
 class ArnkitLisa(tfds.core.GeneratorBasedBuilder):
     """LISA traffic signs, the ARN paper's 16 classes, 32x32 RGB (TFDS name `arnkit_lisa`)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "16 classes (RP2's 17 minus speedLimitUrdbl), 32x32 crops."}
+    VERSION = tfds.core.Version(BUILDER_VERSION)
+    RELEASE_NOTES = {BUILDER_VERSION: "16 classes (RP2's 17 minus speedLimitUrdbl), 32x32 crops."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    # Set by `build_lisa(files=...)` (the import route); None means: look in manual_dir.
+    lisa_files: LisaFiles | None = None
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
@@ -244,7 +283,7 @@ class ArnkitLisa(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        files = find_lisa_files(Path(dl_manager.manual_dir))
+        files = self.lisa_files or find_lisa_files(Path(dl_manager.manual_dir))
         if files is None:
             raise ArnkitError(missing_message(Path(self.data_dir_root)))
         splits = collect_records(files)
@@ -256,7 +295,8 @@ class ArnkitLisa(tfds.core.GeneratorBasedBuilder):
         opened = _open(files)
         try:
             frame_name, frame_blob = None, b""
-            for record in sorted(records, key=lambda r: r.source):  # one read per frame with several signs
+            # Grouped by frame (one read per frame with several signs), in archive order.
+            for record in sorted(records, key=lambda r: (opened.order(r.source), r.source)):
                 if record.source != frame_name:
                     frame_name, frame_blob = record.source, opened.read(record.source)
                 image = crop_to_32(frame_blob, record.box, record.source)
@@ -265,25 +305,31 @@ class ArnkitLisa(tfds.core.GeneratorBasedBuilder):
             opened.close()
 
 
-def build_lisa(data_dir: str | os.PathLike, manual: str | os.PathLike | None = None) -> Path:
+def build_lisa(
+    data_dir: str | os.PathLike, manual: str | os.PathLike | None = None, *, files: LisaFiles | None = None
+) -> Path:
     """Build `arnkit_lisa` into `data_dir` from the manual download (default `<data_dir>/downloads/manual`), offline.
 
+    `files` (a located folder, zip or tar) is used instead of searching `manual`.
     TFDS builds in an `incomplete.*` folder and renames it on success, so a failure leaves no dataset behind.
     Returns the dataset folder.
     """
     data_dir = Path(data_dir).expanduser()
     manual = Path(manual).expanduser() if manual is not None else manual_dir(data_dir)
-    if find_lisa_files(manual) is None:
+    if files is None and find_lisa_files(manual) is None:
         raise ArnkitError(missing_message(data_dir))
     builder = ArnkitLisa(data_dir=os.fspath(data_dir))
+    builder.lisa_files = files
     config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual), try_download_gcs=False)
     try:
-        builder.download_and_prepare(download_config=config)
+        with contextlib.redirect_stdout(sys.stderr):  # TFDS prints its notices to stdout; keep it for --json
+            builder.download_and_prepare(download_config=config)
     except Exception as exc:
         _remove_if_empty(data_dir / BUILDER_NAME)  # TFDS drops its incomplete.* folder but not the parent
         if isinstance(exc, ArnkitError):  # TFDS may add context lines; keep the message to one line
             raise ArnkitError(first_line(exc)) from None
-        raise ArnkitError(f"building LISA from {manual} failed ({first_line(exc)}); check the files and retry") from None
+        source = files.path if files is not None else manual
+        raise ArnkitError(f"building LISA from {source} failed ({first_line(exc)}); check the files and retry") from None
     built = prepared_dir(data_dir, BUILDER_NAME)
     if built is None:
         raise ArnkitError(f"TFDS did not produce {BUILDER_NAME} in {data_dir}; retry")

@@ -79,8 +79,8 @@ def craft(
     from arnkit.pipeline.target import ensure_target
 
     progress = progress or NullProgress()
-    entry = attack_registry.get(attack)
     meta = data.info(dataset)
+    entry = attack_registry.for_dataset(attack, meta.name)
     ws = Workspace.resolve(workspace)
     overrides = dict(params or {})
     if eps is not None:
@@ -143,8 +143,8 @@ def merge_shards(dataset: str = "mnist", attack: str = "pgd_n", *, shards: int, 
     """Merge the `shards` shard files of one crafting job into the full cached set."""
     from arnkit.pipeline.target import ensure_target
 
-    entry = attack_registry.get(attack)
     meta = data.info(dataset)
+    entry = attack_registry.for_dataset(attack, meta.name)
     ws = Workspace.resolve(workspace)
     overrides = dict(params or {})
     if eps is not None:
@@ -179,5 +179,6 @@ def list_attacks() -> list[dict[str, Any]]:
         targeted = entry.fixed.get("targeted", cls.targeted_by_default)
         rows.append({"key": key, "description": entry.description, "available": True, "distance": cls.distance,
                      "targeted": bool(targeted), "has_eps": cls.has_eps,
+                     "datasets": list(entry.datasets) if entry.datasets else "all",
                      "defaults": {ds: {**d, **entry.fixed} for ds, d in cls.dataset_defaults.items()}})
     return rows

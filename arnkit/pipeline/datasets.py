@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +25,29 @@ def list_datasets(workspace: str | Path | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def import_dataset(dataset: str, path: str | Path, *, workspace: str | Path | None = None) -> dict[str, Any]:
-    """Import an archive the user already has into the workspace's data folder (offline)."""
+IMPORTABLE = ("cifar10", "lisa")
+
+
+def import_dataset(
+    dataset: str, path: str | Path, *, workspace: str | Path | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Import an archive (or, for lisa, a folder) the user already has into the workspace's data folder, offline.
+
+    cifar10: `cifar-10-python.tar.gz`, always re-imported. lisa: DOA's release (see `arnkit.data.lisa_import`),
+    reused when the same content was imported before unless `force`.
+    """
     from arnkit.errors import ArnkitError
 
+    name = dataset.lower()
+    if name not in IMPORTABLE:
+        raise ArnkitError(f"`arnkit data import` knows {', '.join(IMPORTABLE)}, got '{dataset}'; pass one of those")
     data_dir = Workspace.resolve(workspace).data_dir
-    if dataset.lower() != "cifar10":
-        raise ArnkitError(f"`arnkit data import` supports cifar10 only, got '{dataset}'; "
-                          "LISA is built from its manual download (see `arnkit datasets`)")
+    if name == "lisa":
+        from arnkit.data.lisa_import import import_lisa
+
+        return import_lisa(Path(path), data_dir, force=force)
     from arnkit.data.importers import import_cifar10
 
-    folder = import_cifar10(Path(path), data_dir)
+    with contextlib.redirect_stdout(sys.stderr):  # TFDS prints its notices to stdout; keep it for --json
+        folder = import_cifar10(Path(path), data_dir)
     return {"dataset": "cifar10", "path": str(folder)}

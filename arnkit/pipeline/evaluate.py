@@ -68,7 +68,7 @@ def attack_specs(attack: str, dataset: str) -> list[AttackSpec]:
     """'all', one key, a comma list, or key@eps (e.g. pgd_n@0.4) -> the columns to evaluate."""
     text = str(attack).strip().lower()
     if text == "all":
-        specs = [AttackSpec(key, key) for key in attack_registry.REGISTRY]
+        specs = [AttackSpec(key, key) for key in attack_registry.keys_for(dataset)]
         raised = RAISED_EPS.get(dataset)
         if raised is not None:
             specs += [AttackSpec(key, f"{key}@{raised:g}", {"eps": raised}) for key in RAISED_ATTACKS]
@@ -78,7 +78,7 @@ def attack_specs(attack: str, dataset: str) -> list[AttackSpec]:
         if not part:
             continue
         key, _, eps = part.partition("@")
-        entry = attack_registry.get(key)  # unknown -> error listing the known ones
+        entry = attack_registry.for_dataset(key, dataset)  # unknown / other dataset's patch -> one line
         if eps:
             try:
                 value = float(eps)

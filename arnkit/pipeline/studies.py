@@ -79,14 +79,14 @@ def evaluate_ablation(dataset: str = "mnist", attack: str | None = None, *, limi
     return record
 
 
-def parse_seen_sets(text: str) -> list[list[str]]:
+def parse_seen_sets(text: str, dataset: str) -> list[list[str]]:
     """'pgd_n,pgd_t;ddn_n,pgd_n' -> [['pgd_n', 'pgd_t'], ['ddn_n', 'pgd_n']]."""
     from arnkit.pipeline.train import parse_seen
 
     sets = [part for part in (p.strip() for p in str(text).split(";")) if part]
     if not sets:
         raise ArnkitError("--matrix needs seen sets separated by ';', e.g. --matrix 'pgd_n,pgd_t;ddn_n,pgd_n'")
-    return [parse_seen(part, "") for part in sets]
+    return [parse_seen(part, dataset) for part in sets]
 
 
 def evaluate_matrix(dataset: str = "mnist", seen_sets: str | list[list[str]] = "pgd_n,pgd_t;ddn_n,pgd_n",
@@ -99,7 +99,7 @@ def evaluate_matrix(dataset: str = "mnist", seen_sets: str | list[list[str]] = "
     progress = progress or NullProgress()
     meta = data.info(dataset)
     ws = Workspace.resolve(workspace)
-    sets = parse_seen_sets(seen_sets) if isinstance(seen_sets, str) else [list(s) for s in seen_sets]
+    sets = parse_seen_sets(seen_sets, dataset) if isinstance(seen_sets, str) else [list(s) for s in seen_sets]
     _, target = ensure_target(meta.name, workspace=ws.root, seed=seed, progress=progress)
     variants = [_ensure_arn(meta.name, ws, seen=keys, ablate=(), name="ARN seen " + "+".join(keys),
                             target_fingerprint=target.fingerprint, train_steps=train_steps, seed=seed,

@@ -53,7 +53,7 @@ def parse_seen(seen: str | list[str] | tuple[str, ...] | None, dataset: str) -> 
     if not keys:
         raise ArnkitError("--seen needs at least 1 seen attack, e.g. --seen pgd_n,pgd_t")
     for key in keys:
-        attack_registry.get(key)  # unknown -> ArnkitError listing the known ones
+        attack_registry.for_dataset(key, dataset)  # unknown, or a patch of another dataset -> one line
     if len(set(keys)) != len(keys):
         raise ArnkitError(f"--seen lists an attack twice: {','.join(keys)}")
     return keys
