@@ -68,12 +68,14 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args()
 
+    import dataclasses
+
     import arnkit.pipeline.target as target_mod
     from arnkit.pipeline import train as train_mod
 
-    full_epochs = target_mod.DEFAULT_EPOCHS["mnist"]
+    full_epochs = target_mod.RECIPES["mnist"].epochs
     full_pool, full_steps, full_eval = train_mod.DEFAULT_POOL["mnist"], train_mod.DEFAULT_STEPS["mnist"], 1000
-    target_mod.DEFAULT_EPOCHS["mnist"] = args.target_epochs
+    target_mod.RECIPES["mnist"] = dataclasses.replace(target_mod.RECIPES["mnist"], epochs=args.target_epochs)
     ws = Path(args.workspace or tempfile.mkdtemp(prefix="arnkit-profile-"))
     rec = Recorder()
     start = time.perf_counter()

@@ -279,3 +279,15 @@ def test_refuses_config_naming_arbitrary_python(small_saved_model, tmp_path, edi
     assert_one_line(error)
     # The untouched archive loads, so the refusal is about the edit, not the file.
     assert arnkit_io.load_model(small_saved_model).count_params() > 0
+
+
+def test_lisa_cnn_dropout_is_training_only_and_adds_no_weights():
+    plain = build("lisa_cnn", CIFAR_SHAPE, 16, preset="paper")
+    dropped = build("lisa_cnn", CIFAR_SHAPE, 16, preset="paper", dropout=0.5)
+    assert dropped.count_params() == plain.count_params() == 725_328
+    dropped.set_weights(plain.get_weights())
+    x = np.random.default_rng(0).random((4, *CIFAR_SHAPE), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(dropped(x, training=False)), np.asarray(plain(x, training=False)), atol=1e-6)
+    assert not np.allclose(np.asarray(dropped(x, training=True)), np.asarray(plain(x, training=False)))
+    with pytest.raises(ArnkitError, match="dropout"):
+        build("lisa_cnn", CIFAR_SHAPE, 16, dropout=1.0)

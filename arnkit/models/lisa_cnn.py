@@ -5,6 +5,8 @@ Three convolutions with ReLU: 64 filters 8x8 stride 2 ('same'), 128 filters 6x6 
 128 filters 5x5 stride 1 ('valid'); flatten; a dense layer of logits. At 32x32x3 the flattened feature
 has 2*2*128 = 512 units. The ARN/DOA setup has 16 classes (RP2's own code uses 18). A 28x28 input
 leaves a 1x1 map, so MNIST-shaped inputs also work. `width` (64 in the paper) scales all three convs.
+`dropout` > 0 puts a Dropout layer before the logits: active in training only, no weights, so the network
+computed at test time is exactly LISA-CNN (arnkit's LISA target recipe uses 0.5; docs/results-lisa.md).
 
 Example:
     >>> from arnkit.models import build
@@ -29,8 +31,10 @@ _MIN_SIDE = 27
 
 
 def lisa_cnn(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 16, *, width: int = 64,
-             name: str = "lisa_cnn") -> keras.Model:
+             dropout: float = 0.0, name: str = "lisa_cnn") -> keras.Model:
     """Build LISA-CNN (conv `width`, 2*`width`, 2*`width`; dense logits)."""
+    if not 0.0 <= dropout < 1.0:
+        raise ArnkitError(f"dropout must be in [0, 1), got {dropout}")
     if min(input_shape[:2]) < _MIN_SIDE:
         raise ArnkitError(f"LISA-CNN needs images at least {_MIN_SIDE}x{_MIN_SIDE}, got {input_shape}; "
                           "resize the images or pick another model")
@@ -39,5 +43,7 @@ def lisa_cnn(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int =
     x = layers.Conv2D(2 * width, 6, strides=2, padding="valid", activation="relu", name="conv2")(x)
     x = layers.Conv2D(2 * width, 5, strides=1, padding="valid", activation="relu", name="conv3")(x)
     x = layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = layers.Dropout(float(dropout), name="dropout")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, logits, name=name)
