@@ -85,6 +85,15 @@ MASK_FRACTIONS: dict[str, float] = {
 }
 
 
+def mask_spec(mask: str | np.ndarray) -> str | np.ndarray:
+    """What an attack keeps of its `mask` argument: a known name, lower-cased, or a float32 copy of an array."""
+    if isinstance(mask, str):
+        if mask.lower() not in MASKS:
+            raise ArnkitError(f"unknown mask '{mask}'; choose one of {', '.join(MASKS)} or pass an array")
+        return mask.lower()
+    return np.array(mask, dtype=np.float32, copy=True)
+
+
 def make_mask(mask: str | np.ndarray, size: tuple[int, int], channels: int = 1) -> np.ndarray:
     """A float32 mask of shape (H, W, 1) (or (H, W, channels) for a per-channel user mask).
 
@@ -116,4 +125,4 @@ def make_mask(mask: str | np.ndarray, size: tuple[int, int], channels: int = 1) 
     return arr
 
 
-__all__ = ["MASKS", "MASK_FRACTIONS", "SOURCES", "STICKERS", "make_mask"]
+__all__ = ["MASKS", "MASK_FRACTIONS", "SOURCES", "STICKERS", "make_mask", "mask_spec"]

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnkit.attacks.base import Attack, AttackResult
-from arnkit.attacks.masks import MASKS, make_mask
+from arnkit.attacks.masks import make_mask, mask_spec
 from arnkit.errors import ArnkitError
 
 # The paper runs 500 epochs on LISA; on the small 28x28 / 32x32 benchmarks 200 Adam steps of .01 already move
@@ -162,12 +162,7 @@ class RP2(Attack):
                  rotation: float = 5.0, scale: float = 0.05, translation: float = 0.0625,
                  targeted: bool | None = None, batch_size: int = 256) -> None:
         super().__init__(targeted=targeted, batch_size=batch_size)
-        if isinstance(mask, str):
-            if mask.lower() not in MASKS:
-                raise ArnkitError(f"unknown mask '{mask}'; choose one of {', '.join(MASKS)} or pass an array")
-            self.mask = mask.lower()
-        else:
-            self.mask = np.array(mask, dtype=np.float32, copy=True)
+        self.mask = mask_spec(mask)
         if int(steps) < 0:
             raise ArnkitError(f"steps must be >= 0, got {steps}")
         if not lr > 0.0:

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnkit.attacks.base import Attack, AttackResult
-from arnkit.attacks.masks import MASKS, make_mask
+from arnkit.attacks.masks import make_mask, mask_spec
 from arnkit.attacks.rp2 import _is_adversarial, classification_loss
 from arnkit.errors import ArnkitError
 
@@ -73,12 +73,7 @@ class StickerPatch(Attack):
     def __init__(self, *, mask: str | np.ndarray = "ap1", steps: int = 100, step_size: float = 0.1,
                  random_start: bool = True, targeted: bool | None = None, batch_size: int = 256) -> None:
         super().__init__(targeted=targeted, batch_size=batch_size)
-        if isinstance(mask, str):
-            if mask.lower() not in MASKS:
-                raise ArnkitError(f"unknown mask '{mask}'; choose one of {', '.join(MASKS)} or pass an array")
-            self.mask = mask.lower()
-        else:
-            self.mask = np.array(mask, dtype=np.float32, copy=True)
+        self.mask = mask_spec(mask)
         if int(steps) < 0:
             raise ArnkitError(f"steps must be >= 0, got {steps}")
         if not step_size > 0.0:
