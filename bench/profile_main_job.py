@@ -70,12 +70,13 @@ def main() -> None:
 
     import dataclasses
 
-    import arnkit.pipeline.target as target_mod
+    from arnkit import presets
     from arnkit.pipeline import train as train_mod
 
-    full_epochs = target_mod.RECIPES["mnist"].epochs
-    full_pool, full_steps, full_eval = train_mod.DEFAULT_POOL["mnist"], train_mod.DEFAULT_STEPS["mnist"], 1000
-    target_mod.RECIPES["mnist"] = dataclasses.replace(target_mod.RECIPES["mnist"], epochs=args.target_epochs)
+    mnist = presets.get("mnist")
+    full_epochs, full_pool, full_steps, full_eval = mnist.target.epochs, mnist.pool, mnist.arn.steps, 1000
+    presets.PRESETS["mnist"] = dataclasses.replace(mnist, target=dataclasses.replace(mnist.target,
+                                                                                    epochs=args.target_epochs))
     ws = Path(args.workspace or tempfile.mkdtemp(prefix="arnkit-profile-"))
     rec = Recorder()
     start = time.perf_counter()

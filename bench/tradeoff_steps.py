@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import arnkit  # noqa: E402,F401  (sets the oneDNN default before TensorFlow loads)
-from arnkit import runtime  # noqa: E402
+from arnkit import presets, runtime  # noqa: E402
 
 
 def main() -> None:
@@ -53,10 +53,9 @@ def main() -> None:
         if "target" not in loaded:  # trained by then; load the file once, not at every milestone
             loaded["target"] = ensure_target("mnist", workspace=ws)
         target, record = loaded["target"]
-        evaluation = train_mod.evaluate_gray_box("mnist", list(train_mod.DEFAULT_SEEN["mnist"]), target,
-                                                 export_preprocessor(arn), limit=1000, seed=0, workspace=ws,
-                                                 fingerprint=record.fingerprint,
-                                                 progress=train_mod.NullProgress())
+        evaluation, _ = train_mod.evaluate_gray_box("mnist", list(presets.get("mnist").seen),
+                                                    export_preprocessor(arn), limit=1000, seed=0, workspace=ws,
+                                                    progress=train_mod.NullProgress())
         seconds = time.perf_counter() - t0
         spent["scoring"] += seconds
         points.append({"step": step, "elapsed_train_s": round(time.perf_counter() - started - spent["scoring"], 1),

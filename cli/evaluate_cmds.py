@@ -32,7 +32,8 @@ def evaluate(
                                "(--ablation: Fig. 4's attacks; --matrix: every paper attack).")] = None,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "mnist",
     defense: Annotated[str, typer.Option(
-        "--defense", help="Comma list: none, arn (newest full ARN, trained if missing) or .keras paths.")] = "none,arn",
+        "--defense", help="Comma list: none, a defense key (arn: the newest full ARN, trained if missing) or "
+                          "paths of exported .keras defenses (pre-processors or robust classifiers).")] = "none,arn",
     threat_model: Annotated[str, typer.Option(
         "--threat-model", "-t", help=f"One of: {', '.join(THREAT_MODELS)}.")] = "gray",
     limit: Annotated[int | None, typer.Option(

@@ -256,12 +256,12 @@ def test_cross_model_puts_the_defense_in_front_of_another_target(ws):
 def test_two_exported_files_with_the_same_name_get_distinct_labels(ws, tmp_path):
     import shutil
 
-    from arnkit.pipeline.train import find_arn_records
+    from arnkit.defenses import find_defenses
 
-    record = find_arn_records("synthetic", Workspace(ws))[0]
+    record = find_defenses(Workspace(ws), "synthetic", "arn")[0]
     for run in ("run-a", "run-b"):
         (tmp_path / run).mkdir()
-        shutil.copy(record["defense_path"], tmp_path / run / "arn.keras")
+        shutil.copy(record.defense_path, tmp_path / run / "arn.keras")
     paths = [str(tmp_path / run / "arn.keras") for run in ("run-a", "run-b")]
     result = evaluate("synthetic", "fgsm", defenses=",".join(["none", *paths]), limit=16, workspace=ws)
     assert [d["name"] for d in result["defenses"]] == ["none", "run-a/arn", "run-b/arn"]

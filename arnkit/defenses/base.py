@@ -9,11 +9,15 @@ Two kinds exist in the paper's comparisons:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import keras
+import numpy as np
 
-Kind = Literal["preprocessor", "classifier"]
+from arnkit.defenses.records import Kind
+
+if TYPE_CHECKING:
+    from arnkit.evaluation.threat_models import AttackedModel
 
 
 @dataclass
@@ -34,6 +38,66 @@ class Defense:
         if self.kind != "preprocessor":
             raise TypeError(f"{self.name} is a robust classifier, it does not restore images")
         return self.model(x, training=False)
+
+    @property
+    def restores(self) -> bool:
+        """Whether `restore` gives images (a pre-processor) rather than raising (a robust classifier)."""
+        return self.kind == "preprocessor"
+
+    @property
+    def is_identity(self) -> bool:
+        """The NONE row: nothing between the attacker and the classifier."""
+        return self.name == "none"
+
+    @property
+    def white_box_checks(self) -> bool:
+        """Whether the adaptive-attack checks (gradient, iterations, large eps, white vs BPDA vs gray) apply:
+        a real pre-processor, whose gradients an attacker could find masked or obfuscated."""
+        return self.restores and not self.is_identity
+
+    def predict(self, classifier: Any, x: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray | None]:
+        """(predicted classes, restored images or None for a robust classifier) of the defended pipeline on x."""
+        from keras import ops
+
+        from arnkit.attacks.adaptive import apply_transform
+
+        preds, restored = [], []
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size]
+            if self.kind == "classifier":
+                logits = apply_transform(self.model, xb, False)
+            else:
+                rb = ops.convert_to_numpy(apply_transform(self.model, xb, False, image_to_image=True))
+                restored.append(rb)
+                logits = apply_transform(classifier, rb, False)
+            preds.append(np.argmax(ops.convert_to_numpy(logits), axis=-1))
+        pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+        return pred, (np.concatenate(restored) if restored else None)
+
+    def attacker_model(self, threat: str, classifier: Any, *, classifier_tag: str, defense_tag: str = "",
+                       surrogate: Any = None, surrogate_tag: str = "") -> AttackedModel:
+        """What the attacker differentiates under `threat` (arnkit.evaluation.threat_models) against this
+        defense in front of `classifier`. A robust classifier has no pre-processor to hide: every threat
+        model attacks it directly."""
+        from arnkit.attacks.adaptive import BPDA
+        from arnkit.attacks.adaptive import compose as compose_attacked
+        from arnkit.errors import ArnkitError
+        from arnkit.evaluation.threat_models import AttackedModel
+
+        if self.kind == "classifier":
+            return AttackedModel(self.model, f"{defense_tag}", False)
+        if threat == "gray" or (self.is_identity and threat != "transfer"):
+            return AttackedModel(classifier, classifier_tag, True)
+        if threat == "white":
+            return AttackedModel(compose_attacked(self.model, classifier), f"{classifier_tag}+{defense_tag}:white",
+                                 False)
+        if threat == "bpda":
+            return AttackedModel(BPDA(self.model, classifier), f"{classifier_tag}+{defense_tag}:bpda", False)
+        if surrogate is None:
+            raise ArnkitError("the transfer threat model needs a surrogate pre-processor; pass --surrogate "
+                              "PATH.keras (e.g. an ARN trained with another --seed)")
+        return AttackedModel(compose_attacked(surrogate, classifier), f"{classifier_tag}+{surrogate_tag}:transfer",
+                             False)
 
 
 def compose(preprocessor: Any, classifier: Any, *, name: str = "protected") -> keras.Model:

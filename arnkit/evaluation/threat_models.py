@@ -47,19 +47,6 @@ class AttackedModel:
 
 def attacked_model(threat: str, defense: Defense, classifier: Any, *, classifier_tag: str,
                    defense_tag: str = "", surrogate: Any = None, surrogate_tag: str = "") -> AttackedModel:
-    """The attacker's model for `threat` against `defense` in front of `classifier`."""
-    from arnkit.attacks.adaptive import BPDA, compose
-
-    threat = parse_threat_model(threat)
-    if defense.kind == "classifier":
-        return AttackedModel(defense.model, f"{defense_tag}", False)
-    if threat == "gray" or (defense.name == "none" and threat != "transfer"):
-        return AttackedModel(classifier, classifier_tag, True)
-    if threat == "white":
-        return AttackedModel(compose(defense.model, classifier), f"{classifier_tag}+{defense_tag}:white", False)
-    if threat == "bpda":
-        return AttackedModel(BPDA(defense.model, classifier), f"{classifier_tag}+{defense_tag}:bpda", False)
-    if surrogate is None:
-        raise ArnkitError("the transfer threat model needs a surrogate pre-processor; pass --surrogate PATH.keras "
-                          "(e.g. an ARN trained with another --seed)")
-    return AttackedModel(compose(surrogate, classifier), f"{classifier_tag}+{surrogate_tag}:transfer", False)
+    """The attacker's model for `threat` against `defense` in front of `classifier` (the defense decides)."""
+    return defense.attacker_model(parse_threat_model(threat), classifier, classifier_tag=classifier_tag,
+                                  defense_tag=defense_tag, surrogate=surrogate, surrogate_tag=surrogate_tag)

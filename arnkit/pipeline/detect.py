@@ -173,19 +173,25 @@ def detect(
 
 
 def _resolve_defense(dataset: str, ws: Workspace, defense_path: str | Path | None) -> dict[str, Any] | None:
-    from arnkit.defenses.arn import load_defense
+    """The pre-processor whose restored images the detector also scores: a given file, else the newest
+    trained pre-processor of the workspace (None: there is none; a robust classifier restores nothing)."""
+    from arnkit.defenses import registry
 
     if defense_path is not None:
-        path, source = str(defense_path), "argument"
+        defense, record = registry.load_file(defense_path, dataset)
+        source = "argument"
+        if not defense.restores:
+            raise ArnkitError(f"{defense_path} is a robust classifier; `arnkit detect --defense` scores the "
+                              "images a pre-processor restores, so pass a pre-processor's .keras")
     else:
-        from arnkit.pipeline.train import find_arn_records
-
-        records = find_arn_records(dataset, ws, ablate=None)
+        records = registry.find_defenses(ws, dataset, kind="preprocessor", ablate=None)
         if not records:
             return None
-        path, source = records[0]["defense_path"], records[0]["record_path"]
+        record, source = records[0], records[0].record_path
+        defense = registry.load_record(record)
+    path = record.defense_path
     return {"path": path, "source": source, "sha256": sha256_file(path) if Path(path).exists() else None,
-            "model": load_defense(path)}
+            "model": defense.model}
 
 
 def _adaptive(entry, detector, split, model, x, y, dataset, limit, seed, progress):

@@ -4,7 +4,6 @@ adaptive-attack sanity checks, JSON/CSV/markdown tables and a PNG grid of advers
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,17 +15,15 @@ import arnkit
 from arnkit import adversarial_store, data
 from arnkit import attacks as attack_registry
 from arnkit.defenses.base import Defense, no_defense
+from arnkit.defenses.records import DefenseRecord
 from arnkit.errors import ArnkitError
 from arnkit.evaluation import figures, metrics, sanity, tables
 from arnkit.evaluation.threat_models import attacked_model, parse_threat_model
-from arnkit.pipeline.train import find_arn_records
 from arnkit.progress import NullProgress, Progress
 from arnkit.workspace import Workspace
 
 DEFAULT_LIMIT = 1000
 DEFAULT_DEFENSES = "none,arn"
-# Table 1's raised budget eps' (Section 4.2): 0.4 on MNIST, 0.05 on CIFAR-10; LISA follows CIFAR-10.
-RAISED_EPS = {"mnist": 0.4, "synthetic": 0.4, "cifar10": 0.05, "lisa": 0.05}
 RAISED_ATTACKS = ("pgd_n", "aa_n")
 BPDA_ITERATIONS = (40, 100)  # Table 4
 SANITY_LIMIT = 200
@@ -69,8 +66,9 @@ def attack_specs(attack: str, dataset: str) -> list[AttackSpec]:
     text = str(attack).strip().lower()
     if text == "all":
         specs = [AttackSpec(key, key) for key in attack_registry.keys_for(dataset)]
-        raised = RAISED_EPS.get(dataset)
-        if raised is not None:
+        # Table 1's raised budget eps' (Section 4.2), from the dataset's info.
+        raised = data.info(dataset).eps_raised
+        if raised:
             specs += [AttackSpec(key, f"{key}@{raised:g}", {"eps": raised}) for key in RAISED_ATTACKS]
         return specs
     specs = []
@@ -122,77 +120,52 @@ def with_iterations(spec: AttackSpec, dataset: str, count: int | None) -> dict[s
 
 # ------------------------------------------------------------------------------------------ defenses ---
 
-def _from_record(name: str, record: dict[str, Any], dataset: str) -> ResolvedDefense:
-    from arnkit.defenses import load
-
-    if record.get("dataset") not in (None, dataset):
-        raise ArnkitError(f"defense {record.get('defense_path')} was trained for {record['dataset']}, not {dataset}; "
-                          f"pass --dataset {record['dataset']} or a defense trained on {dataset}")
-    model = load(record["defense_path"])
-    return ResolvedDefense(Defense(name, "preprocessor", model), record.get("defense_fingerprint", ""),
-                           list(record.get("seen", [])), record["defense_path"], record)
-
-
-def load_defense_path(path: str, dataset: str, shape: tuple[int, ...]) -> ResolvedDefense:
-    """A defense given by file: an exported `.keras` pre-processor or an `arnkit train` run folder."""
-    from arnkit.defenses import load
-    from arnkit.fingerprint import model_fingerprint
-
-    target = Path(path)
-    if not target.exists():
-        raise ArnkitError(f"defense {path} does not exist; pass 'none', 'arn' or the path of an exported .keras")
-    folder = target if target.is_dir() else target.parent
-    record_path = folder / "record.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    if target.is_dir():
-        if not record:
-            raise ArnkitError(f"{path} holds no record.json; pass the exported .keras file instead")
-        return _from_record(folder.name, record, dataset)
-    if record.get("dataset") not in (None, dataset):
-        raise ArnkitError(f"defense {path} was trained for {record['dataset']}, not {dataset}; "
-                          f"pass --dataset {record['dataset']} or a defense trained on {dataset}")
-    model = load(target)
-    got = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
-    if got is not None and None not in got and got != tuple(shape):
-        raise ArnkitError(f"defense {path} takes images of shape {got}, {dataset} has {tuple(shape)}; "
-                          f"use a defense trained on {dataset}")
-    return ResolvedDefense(Defense(target.stem, "preprocessor", model), model_fingerprint(model),
-                           list(record.get("seen", [])), str(target), record)
-
-
 def resolve_defenses(names: str | list[str], dataset: str, ws: Workspace, *, target_fingerprint: str,
                      seed: int, progress: Progress) -> list[ResolvedDefense]:
-    """'none', 'arn' (the newest full ARN for this target, trained if missing) or paths to defense files."""
-    from arnkit.pipeline.train import train_defense
+    """'none', a registry key (the newest defense of that recipe for this target, trained with its defaults
+    if missing) or paths of defense files / run folders."""
+    from arnkit.defenses import registry
 
     items = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n) for n in names]
     items = [n for n in items if n]
     if not items:
         raise ArnkitError("--defense is empty; use e.g. --defense none,arn")
-    shape = data.info(dataset).shape
     resolved = []
     for item in items:
         key = item.lower()
         if key == "none":
             resolved.append(ResolvedDefense(no_defense(), "none"))
-        elif key == "arn":
-            from arnkit.pipeline.train import DEFAULT_SEEN
-
-            records = (find_arn_records(dataset, ws, target_fingerprint=target_fingerprint,
-                                        seen=list(DEFAULT_SEEN.get(dataset, ())))
-                       or find_arn_records(dataset, ws, target_fingerprint=target_fingerprint))
-            record = records[0] if records else train_defense(dataset, workspace=ws.root, seed=seed,
-                                                             progress=progress)
-            resolved.append(_from_record("arn", record, dataset))
+        elif key in registry.REGISTRY:
+            resolved.append(_newest_or_trained(key, dataset, ws, target_fingerprint=target_fingerprint, seed=seed,
+                                               progress=progress))
         elif key.endswith(".keras") or "/" in item or Path(item).exists():
-            resolved.append(load_defense_path(item, dataset, shape))
+            defense, record = registry.load_file(item, dataset)
+            resolved.append(_resolved(defense, record))
         else:
-            raise ArnkitError(f"unknown defense '{item}'; choose none, arn, or the path of an exported .keras "
-                              "(baselines AT_PGD, DOA, APE-GAN, HGD are not built yet)")
+            registry.get(item)  # one line naming the known defenses
     if len({r.path or r.defense.name for r in resolved}) != len(resolved):
         raise ArnkitError(f"--defense names a defense twice: {','.join(items)}")
     _distinct_names(resolved)
     return resolved
+
+
+def _resolved(defense: Defense, record: DefenseRecord) -> ResolvedDefense:
+    return ResolvedDefense(defense, record.defense_fingerprint, list(record.seen), record.defense_path,
+                           record.to_dict())
+
+
+def _newest_or_trained(key: str, dataset: str, ws: Workspace, *, target_fingerprint: str, seed: int,
+                       progress: Progress) -> ResolvedDefense:
+    from arnkit import presets
+    from arnkit.defenses import registry
+
+    # A full (not ablated) run for this target; one with the dataset's default seen attacks first.
+    records = (registry.find_defenses(ws, dataset, key, target_fingerprint=target_fingerprint, ablate=[],
+                                      seen=list(presets.get(dataset).seen))
+               or registry.find_defenses(ws, dataset, key, target_fingerprint=target_fingerprint, ablate=[]))
+    record = records[0] if records else registry.get(key).train(dataset, workspace=ws.root, seed=seed,
+                                                               progress=progress)
+    return _resolved(registry.load_record(record), record)
 
 
 def _distinct_names(resolved: list[ResolvedDefense]) -> None:
@@ -213,22 +186,7 @@ def _distinct_names(resolved: list[ResolvedDefense]) -> None:
 def defended_predictions(defense: Defense, classifier: Any, x: np.ndarray, batch_size: int = 500
                          ) -> tuple[np.ndarray, np.ndarray | None]:
     """(predicted classes, restored images or None) of the defended pipeline on x."""
-    from keras import ops
-
-    from arnkit.attacks.adaptive import apply_transform
-
-    preds, restored = [], []
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
-        if defense.kind == "classifier":
-            logits = apply_transform(defense.model, xb, False)
-        else:
-            rb = ops.convert_to_numpy(apply_transform(defense.model, xb, False, image_to_image=True))
-            restored.append(rb)
-            logits = apply_transform(classifier, rb, False)
-        preds.append(np.argmax(ops.convert_to_numpy(logits), axis=-1))
-    pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
-    return pred, (np.concatenate(restored) if restored else None)
+    return defense.predict(classifier, x, batch_size)
 
 
 # -------------------------------------------------------------------------------------------- crafting ---
@@ -300,6 +258,7 @@ def evaluate(
     target_model: str | None = None,
     sanity_checks: bool = True,
     seed: int = 0,
+    target_seed: int | None = None,
     workspace: str | Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -309,9 +268,10 @@ def evaluate(
     `.keras` pre-processors, or already resolved defenses (the ablation and matrix studies pass those).
 
     `target_model` evaluates the defenses in front of another classifier of the zoo (cross-model, Table 5):
-    the defenses stay those trained for the dataset's default target."""
-    from arnkit.defenses import load
-    from arnkit.fingerprint import model_fingerprint
+    the defenses stay those trained for the dataset's default target.
+
+    `target_seed`: the seed of the workspace target (None = `seed`); `arnkit train`'s report passes 0, the
+    target every `arnkit train` run defends."""
     from arnkit.pipeline.target import ensure_target
 
     progress = progress or NullProgress()
@@ -331,20 +291,26 @@ def evaluate(
     plans = {spec.label: iteration_plan(spec, meta.name, threat, iterations) for spec in specs}
     surrogate_model, surrogate_tag = None, ""
     if threat == "transfer":
+        from arnkit.defenses import registry
+
         if not surrogate:
             raise ArnkitError("the transfer threat model needs --surrogate PATH.keras: a pre-processor the attacker "
                               "trained (e.g. `arnkit train --seed 1`, then its arn.keras)")
         if not Path(surrogate).exists():
             raise ArnkitError(f"surrogate {surrogate} does not exist; train one (e.g. `arnkit train --seed 1`) "
                               "and pass its arn.keras")
-        surrogate_model = load(surrogate)
-        surrogate_tag = model_fingerprint(surrogate_model)
+        surrogate_defense, surrogate_record = registry.load_file(surrogate, meta.name)
+        if not surrogate_defense.white_box_checks:
+            raise ArnkitError(f"surrogate {surrogate} is a robust classifier; the transfer threat model needs the "
+                              "attacker's own pre-processor (.keras)")
+        surrogate_model, surrogate_tag = surrogate_defense.model, surrogate_record.defense_fingerprint
     elif surrogate:
         raise ArnkitError("--surrogate only applies to --threat-model transfer")
 
-    base_target, base_record = ensure_target(meta.name, workspace=ws.root, seed=seed, progress=progress)
+    t_seed = seed if target_seed is None else int(target_seed)
+    base_target, base_record = ensure_target(meta.name, workspace=ws.root, seed=t_seed, progress=progress)
     if target_model:
-        classifier, target_record = ensure_target(meta.name, target_model, workspace=ws.root, seed=seed,
+        classifier, target_record = ensure_target(meta.name, target_model, workspace=ws.root, seed=t_seed,
                                                   progress=progress)
     else:
         classifier, target_record = base_target, base_record
@@ -400,7 +366,7 @@ def evaluate(
     checks: list[dict[str, Any]] = []
     if sanity_checks and threat in ("white", "bpda"):
         for r in resolved:
-            if r.defense.name == "none" or r.defense.kind != "preprocessor":
+            if not r.defense.white_box_checks:
                 continue
             checks += _sanity_suite(specs[0], plans[specs[0].label][0], r, threat, classifier,
                                     target_record.fingerprint, meta.name, x, y, seed=seed, ws=ws, progress=progress)
@@ -432,6 +398,22 @@ def evaluate(
     record["seconds"] = round(time.perf_counter() - started, 2)
     record["files"] = tables.write_tables(out_dir, "results", record)
     return record
+
+
+def closing_report(dataset: str, attack_keys: list[str], defense: ResolvedDefense, *, limit: int, seed: int,
+                   workspace: str | Path, progress: Progress | None = None
+                   ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """The report a training run closes with: this evaluation, gray box, of the new defense beside NONE on
+    clean and seen-attack test images (the workspace's seed-0 target, the one every training run defends).
+    Returns ({label: {"none": error %, <defense name>: error %}}, the evaluation record)."""
+    result = evaluate(dataset, ",".join(attack_keys), defenses=[ResolvedDefense(no_defense(), "none"), defense],
+                      threat_model="gray", limit=limit, sanity_checks=False, seed=seed, target_seed=0,
+                      workspace=workspace, progress=progress)
+    rows: dict[str, dict[str, float]] = {}
+    for row in result["rows"]:
+        if row["label"] != "worst case":
+            rows.setdefault(row["label"], {})[row["defense"]] = float(row["error"])
+    return rows, result
 
 
 def run_evaluation(dataset: str = "mnist", attack: str | None = None, *, ablation: bool = False,

@@ -37,12 +37,20 @@ def _targets(ws: Workspace) -> list[str]:
 
 
 def _defenses(ws: Workspace) -> list[str]:
-    lines = ["## Trained defenses", "", "| dataset | seen | steps | width | objective | ablate | train s | "
-             "fingerprint |", "|---|---|---|---|---|---|---|---|"]
-    for r in _records(ws.root / "defenses", "*.d/record.json"):
-        lines.append(f"| {r.get('dataset')} | {','.join(r.get('seen', []))} | {r.get('steps')} | {r.get('width')} | "
-                     f"{r.get('objective')} | {','.join(r.get('ablate', [])) or '-'} | {r.get('train_seconds')} | "
-                     f"{r.get('defense_fingerprint')} |")
+    """Every trained defense of any recipe, through its typed record (options differ per recipe)."""
+    from arnkit.defenses.records import DefenseRecord
+
+    lines = ["## Trained defenses", "", "| dataset | defense | kind | seen | options | train s | fingerprint |",
+             "|---|---|---|---|---|---|---|"]
+    for raw in _records(ws.root / "defenses", "*.d/record.json"):
+        try:
+            r = DefenseRecord.from_dict({k: v for k, v in raw.items() if k != "_file"})
+        except ArnkitError:
+            continue
+        options = ", ".join(f"{k} {','.join(map(str, v)) if isinstance(v, list) else v}"
+                            for k, v in r.options.items() if v not in (None, [], ""))
+        lines.append(f"| {r.dataset} | {r.key} | {r.kind} | {','.join(r.seen) or '-'} | {options or '-'} | "
+                     f"{r.extra.get('train_seconds', '')} | {r.defense_fingerprint} |")
     return lines + [""]
 
 

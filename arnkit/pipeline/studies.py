@@ -18,13 +18,7 @@ from arnkit import data
 from arnkit.errors import ArnkitError
 from arnkit.evaluation import figures
 from arnkit.io import write_json_atomic
-from arnkit.pipeline.evaluate import (
-    RAISED_EPS,
-    ResolvedDefense,
-    _from_record,
-    evaluate,
-)
-from arnkit.pipeline.train import find_arn_records
+from arnkit.pipeline.evaluate import ResolvedDefense, _resolved, evaluate
 from arnkit.progress import NullProgress, Progress
 from arnkit.workspace import Workspace
 
@@ -35,21 +29,23 @@ MATRIX_ATTACKS = "pgd_n,pgd_t,cw_n,ddn_n,aa_n,jsma_t,sta_n,sta_t,fwa_n"
 
 def ablation_attacks(dataset: str) -> str:
     """Fig. 4's attacks: PGD_N, PGD_T, AA_N, PGD_N at the raised budget, STA_N."""
-    raised = RAISED_EPS.get(dataset, 0.4)
+    raised = data.info(dataset).eps_raised
     return f"pgd_n,pgd_t,aa_n,pgd_n@{raised:g},sta_n"
 
 
 def _ensure_arn(dataset: str, ws: Workspace, *, seen: list[str] | None, ablate: tuple[str, ...], name: str,
                 target_fingerprint: str, train_steps: int | None, seed: int, progress: Progress) -> ResolvedDefense:
-    from arnkit.pipeline.train import DEFAULT_SEEN, train_defense
+    from arnkit import presets
+    from arnkit.defenses import registry
 
-    seen = list(seen or DEFAULT_SEEN.get(dataset, ("pgd_n", "pgd_t")))
-    records = find_arn_records(dataset, ws, target_fingerprint=target_fingerprint, ablate=ablate, seen=seen)
-    if train_steps is not None:
-        records = [r for r in records if int(r.get("steps", -1)) == int(train_steps)]
-    record = records[0] if records else train_defense(dataset, seen, steps=train_steps, ablate=ablate, seed=seed,
-                                                     workspace=ws.root, progress=progress)
-    return _from_record(name, record, dataset)
+    seen = list(seen or presets.get(dataset).seen)
+    records = registry.find_defenses(ws, dataset, "arn", target_fingerprint=target_fingerprint, ablate=list(ablate),
+                                     seen=seen, steps=None if train_steps is None else int(train_steps))
+    record = records[0] if records else registry.get("arn").train(
+        dataset, seen=seen, steps=train_steps, ablate=ablate, seed=seed, workspace=ws.root, progress=progress)
+    resolved = _resolved(registry.load_record(record), record)
+    resolved.defense.name = name
+    return resolved
 
 
 def evaluate_ablation(dataset: str = "mnist", attack: str | None = None, *, limit: int | None = None,

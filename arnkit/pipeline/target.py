@@ -10,41 +10,14 @@ from typing import Any
 import numpy as np
 
 import arnkit
-from arnkit import data, runtime
+from arnkit import data, presets, runtime
 from arnkit.errors import ArnkitError
 from arnkit.fingerprint import model_fingerprint
 from arnkit.io import load_model, save_model, write_json_atomic
+from arnkit.presets import TargetRecipe
 from arnkit.progress import NullProgress, Progress, keras_callback
 from arnkit.workspace import Workspace
 
-
-@dataclass(frozen=True)
-class TargetRecipe:
-    """How a dataset's target is trained: Adam with a cosine decay (the default), or SGD with momentum and one
-    step decay at half the epochs (DOA's LISA recipe); `model_options` go to `arnkit.models.build`."""
-
-    epochs: int
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    batch_size: int = 128
-    momentum: float = 0.0
-    model_options: tuple[tuple[str, Any], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "model_options": dict(self.model_options)}
-
-
-# Recipes that reach the paper's clean accuracy in a CPU-friendly number of epochs. LISA: DOA's SGD .03,
-# momentum .9, batch 64, 30 epochs, decay x0.1 at 15, plus dropout .5 before the logits (the measured runs
-# behind it are in docs/results-lisa.md).
-RECIPES: dict[str, TargetRecipe] = {
-    "mnist": TargetRecipe(epochs=4),
-    "cifar10": TargetRecipe(epochs=30),
-    "lisa": TargetRecipe(epochs=30, optimizer="sgd", learning_rate=0.03, batch_size=64, momentum=0.9,
-                         model_options=(("dropout", 0.5),)),
-    "synthetic": TargetRecipe(epochs=3),
-}
-DEFAULT_EPOCHS = {name: recipe.epochs for name, recipe in RECIPES.items()}
 LEARNING_RATE = 1e-3
 BATCH_SIZE = 128
 
@@ -53,7 +26,7 @@ def recipe_for(dataset: str, model: str) -> TargetRecipe:
     """The dataset's recipe; model options apply only to the dataset's own default model."""
     from arnkit import data as _data
 
-    recipe = RECIPES.get(dataset, TargetRecipe(epochs=10))
+    recipe = presets.get(dataset).target
     if recipe.model_options and model != _data.info(dataset).default_model:
         recipe = TargetRecipe(**{**asdict(recipe), "model_options": ()})
     return recipe

@@ -13,39 +13,22 @@ from typing import Any
 import numpy as np
 
 import arnkit
-from arnkit import adversarial_store, data, runtime
+from arnkit import adversarial_store, data, presets, runtime
 from arnkit import attacks as attack_registry
 from arnkit.errors import ArnkitError
 from arnkit.io import write_json_atomic
 from arnkit.progress import NullProgress, Progress
 from arnkit.workspace import Workspace
 
-DEFAULT_SEEN = {"mnist": ("pgd_n", "pgd_t"), "cifar10": ("pgd_n", "pgd_t"), "lisa": ("ap1", "ap2"),
-                "synthetic": ("fgsm", "pgd_n")}
-# Sized for 2 CPU cores: the pools cover the first N training images (0 = the whole split).
-DEFAULT_POOL = {"mnist": 10000, "cifar10": 10000, "lisa": 0, "synthetic": 256}
-DEFAULT_STEPS = {"mnist": 3000, "cifar10": 6000, "lisa": 3000, "synthetic": 20}
 DEFAULT_BATCH = 64
-# The CPU schedule is ~7x shorter than the paper's 20,000 steps; a larger Adam step recovers much of the gap
-# (MNIST, 3,000 steps: lr 1e-4 -> PGD_N 8.6% / clean 2.3%; 5e-4 -> 5.8% / 1.5%; 1e-3 -> 4.4% / 1.4%;
-# docs/results-mnist.md).
-# The paper's 1e-4 stays the ARNConfig default: pass learning_rate=1e-4 (CLI --learning-rate) to use it.
-DEFAULT_LR = {"mnist": 1e-3, "synthetic": 1e-3, "lisa": 1e-3}
-# Learning-rate schedule per dataset for the paper objective ("constant" where not listed); a cosine decay
-# runs over the whole run (lr_decay_steps = the step count).
-DEFAULT_LR_SCHEDULE: dict[str, str] = {}
-# Width preset and (beyond the paper) logit-guidance weight per dataset for the paper objective; elsewhere
-# "default" and 0. On MNIST `large` + guidance 5 is the measured recipe that meets issue 4's goals in a 2-core,
-# 20-minute budget (clean 1.40, PGD_N 2.80, 927 s end to end); the paper's own recipe is
-# `--width default --guide-weight 0` (PGD_N 4.40). Wider networks cost 4-22 points on STA/FWA: docs/results-mnist.md.
-DEFAULT_WIDTH = {"mnist": "large"}
-DEFAULT_GUIDE = {"mnist": 5.0, "lisa": 5.0}  # LISA, 3,000 steps: clean 19.7 -> 8.5, AP2 16.1 -> 6.2 (docs/results-lisa.md)
+# Every other per-dataset default (seen attacks, pool, steps, learning rate, width, guidance) is data in
+# arnkit.presets.
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 def parse_seen(seen: str | list[str] | tuple[str, ...] | None, dataset: str) -> list[str]:
     if seen is None:
-        keys = list(DEFAULT_SEEN.get(dataset, ("pgd_n", "pgd_t")))
+        keys = list(presets.get(dataset).seen)
     elif isinstance(seen, str):
         keys = [part.strip().lower() for part in seen.split(",") if part.strip()]
     else:
@@ -94,28 +77,6 @@ def seen_pools(dataset: str, seen: list[str], *, pool_size: int, seed: int, work
     return np.stack(pools, axis=1), x_train[indices], paths
 
 
-def find_arn_records(dataset: str, ws: Workspace, *, target_fingerprint: str | None = None,
-                     ablate: tuple[str, ...] | None = (), seen: list[str] | None = None) -> list[dict[str, Any]]:
-    """`arnkit train` records for `dataset` (plus their `record_path`), newest first, whose defense file exists;
-    filtered by target, by ablation and by seen attacks (None = any)."""
-    found = []
-    for record_path in (ws.root / "defenses").glob(f"{dataset}-arn-*.d/record.json"):
-        try:
-            record = json.loads(record_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if not Path(record.get("defense_path", "")).exists():
-            continue
-        if target_fingerprint and record.get("target_fingerprint") != target_fingerprint:
-            continue
-        if ablate is not None and tuple(sorted(record.get("ablate", []))) != tuple(sorted(ablate)):
-            continue
-        if seen is not None and list(record.get("seen", [])) != list(seen):
-            continue
-        found.append((record_path.stat().st_mtime, {**record, "record_path": str(record_path)}))
-    return [record for _, record in sorted(found, key=lambda item: item[0], reverse=True)]
-
-
 def train_defense(
     dataset: str = "mnist",
     seen: str | list[str] | None = None,
@@ -143,45 +104,49 @@ def train_defense(
     """Train ARN on the dataset with the seen attacks; return the run record (paths, losses, errors).
 
     `lr_schedule`: "constant" or "cosine" (decay to 0 over `steps`); None = the dataset's default.
-    `width`: a preset name; None = the dataset's default (DEFAULT_WIDTH, else "default").
+    `width`: a preset name; None = the dataset's preset (`arnkit.presets`).
     `guide_weight` > 0 adds the logit-guided term (beyond the paper, `ARNConfig.guide_weight`), guided by the
-    workspace's target; None = the dataset's default for the paper objective (DEFAULT_GUIDE), 0 = the paper.
+    workspace's target; None = the dataset's preset for the paper objective, 0 = the paper.
     `config_overrides` sets any other `ARNConfig` field (e.g. learning_rate, include_natural).
     `on_checkpoint(step, arn)` is called after each checkpoint is written (benchmarks evaluate snapshots
     there; with a constant learning rate the snapshot at step s is the run of s steps)."""
     import keras
 
-    from arnkit.defenses.arn import ARN, ARNConfig, export_preprocessor, save_defense
+    from arnkit.defenses.arn import ARN, ARNConfig, export_preprocessor
+    from arnkit.defenses.files import save_defense_file
     from arnkit.fingerprint import model_fingerprint
-    from arnkit.pipeline.target import ensure_target, evaluate_accuracy
+    from arnkit.pipeline.target import ensure_target
 
     progress = progress or NullProgress()
     meta = data.info(dataset)
     ws = Workspace.resolve(workspace)
     keys = parse_seen(seen, meta.name)
-    n_steps = DEFAULT_STEPS.get(meta.name, 3000) if steps is None else int(steps)
+    preset = presets.get(meta.name)
+    n_steps = preset.arn.steps if steps is None else int(steps)
     if n_steps < 1:
         raise ArnkitError(f"--steps must be >= 1, got {n_steps}")
-    pool = DEFAULT_POOL.get(meta.name, 0) if pool_size is None else int(pool_size)
+    pool = preset.pool if pool_size is None else int(pool_size)
     eval_limit = min(int(eval_limit), meta.split_sizes.get("test", eval_limit)) if eval_limit else 0
     unknown = set(ablate) - {"adv", "nor", "att"}
     if unknown:
         raise ArnkitError(f"--ablate takes adv, nor, att; got {', '.join(sorted(unknown))}")
+    # The preset's ARN schedule applies to the paper objective; the reference objective keeps its own.
+    paper = objective == "paper"
     overrides = dict(config_overrides or {})
     if learning_rate is not None:
         overrides["learning_rate"] = float(learning_rate)
-    elif objective == "paper" and meta.name in DEFAULT_LR:
-        overrides.setdefault("learning_rate", DEFAULT_LR[meta.name])
+    elif paper and preset.arn.learning_rate is not None:
+        overrides.setdefault("learning_rate", preset.arn.learning_rate)
     if width is None:
-        width = DEFAULT_WIDTH.get(meta.name, "default") if objective == "paper" else "default"
+        width = preset.arn.width if paper else "default"
     if guide_weight is None:
-        guide_weight = DEFAULT_GUIDE.get(meta.name, 0.0) if objective == "paper" else 0.0
+        guide_weight = preset.arn.guide_weight if paper else 0.0
     if guide_weight:
         overrides["guide_weight"] = float(guide_weight)
     if lr_schedule is not None:
         overrides["lr_schedule"] = lr_schedule
-    elif objective == "paper" and meta.name in DEFAULT_LR_SCHEDULE:
-        overrides.setdefault("lr_schedule", DEFAULT_LR_SCHEDULE[meta.name])
+    elif paper and preset.arn.lr_schedule != "constant":
+        overrides.setdefault("lr_schedule", preset.arn.lr_schedule)
     if overrides.get("lr_schedule", "constant") != "constant":
         # The schedule spans this run; it is part of the config, so of the run's id and its checkpoints.
         overrides.setdefault("lr_decay_steps", n_steps)
@@ -243,22 +208,24 @@ def train_defense(
     phases["arn"], clock = time.perf_counter() - clock, time.perf_counter()
 
     preprocessor = export_preprocessor(arn)
-    save_defense(preprocessor, defense_path)
-    evaluation = evaluate_gray_box(meta.name, keys, target, preprocessor, limit=eval_limit, seed=seed,
-                                   workspace=ws.root, fingerprint=target_record.fingerprint, progress=progress)
+    save_defense_file(preprocessor, defense_path, key="arn", kind="preprocessor", dataset=meta.name, seen=keys)
+    fingerprint = model_fingerprint(preprocessor)
+    evaluation, report = evaluate_gray_box(meta.name, keys, preprocessor, limit=eval_limit, seed=seed,
+                                           workspace=ws.root, progress=progress, fingerprint=fingerprint)
     phases["report"] = time.perf_counter() - clock
     record = {
-        "dataset": meta.name, "seen": keys, "steps": n_steps, "resumed_from": start_step, "width": width,
+        "key": "arn", "kind": "preprocessor", "dataset": meta.name, "seen": keys,
+        "options": {"ablate": sorted(ablate), "width": width, "objective": objective, "steps": n_steps}, "steps": n_steps, "resumed_from": start_step, "width": width,
         "objective": objective, "ablate": list(ablate), "strategy": strategy, "batch_size": batch_size,
         "pool_size": int(len(x_nat)), "pools": pool_paths, "defense_path": str(defense_path),
-        "defense_fingerprint": model_fingerprint(preprocessor), "target_fingerprint": target_record.fingerprint,
+        "defense_fingerprint": fingerprint, "target_fingerprint": target_record.fingerprint,
         "target_path": target_record.path, "config": config.to_dict(), "final_losses": history,
         "train_seconds": round(train_seconds, 2), "seed": seed, "arnkit_version": arnkit.__version__,
         "evaluation": evaluation, "reused": False,
         "phase_seconds": {name: round(seconds, 2) for name, seconds in phases.items()},
         "runtime": runtime.describe(),
-        "target_clean_error": 1.0 - evaluate_accuracy(target, *data.load_arrays(meta.name, "test", limit=eval_limit or None,
-                                                                               data_dir=ws.data_dir)[:2]),
+        "target_clean_error": evaluation["clean"]["none"] / 100.0,
+        "evaluation_files": report["files"],
     }
     write_json_atomic(record_path, record)
     return record
@@ -305,22 +272,16 @@ class _NoStartStop:
         pass
 
 
-def evaluate_gray_box(dataset: str, attack_keys: list[str], target: Any, preprocessor: Any, *, limit: int,
-                      seed: int, workspace: Path, fingerprint: str, progress: Progress) -> dict[str, Any]:
-    """Error rates (%) of the target alone vs behind the defense, on clean test images and on adversarial
-    examples crafted against the target alone (the paper's main gray-box setting)."""
-    from arnkit.pipeline.attack import craft
-    from arnkit.pipeline.target import evaluate_accuracy
+def evaluate_gray_box(dataset: str, attack_keys: list[str], preprocessor: Any, *, limit: int, seed: int,
+                      workspace: Path, progress: Progress, fingerprint: str | None = None
+                      ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """ARN's closing report (`arnkit.pipeline.evaluate.closing_report`) for a pre-processor:
+    ({row: {"none": error %, "arn": error %}}, the evaluation record)."""
+    from arnkit.defenses.base import Defense
+    from arnkit.fingerprint import model_fingerprint
+    from arnkit.pipeline.evaluate import ResolvedDefense, closing_report
 
-    x, y, _ = data.load_arrays(dataset, "test", limit=limit or None, data_dir=workspace / "data")
-    restored = np.asarray(preprocessor.predict(x, batch_size=500, verbose=0))
-    rows = {"clean": {"none": 100 * (1 - evaluate_accuracy(target, x, y)),
-                      "arn": 100 * (1 - evaluate_accuracy(target, restored, y))}}
-    for key in attack_keys:
-        record = craft(dataset, key, split="test", limit=limit, seed=seed, workspace=workspace,
-                       progress=progress, model=target, fingerprint=fingerprint)
-        adv = adversarial_store.load(record["path"])
-        restored = np.asarray(preprocessor.predict(adv.x_adv, batch_size=500, verbose=0))
-        rows[key] = {"none": 100 * (1 - evaluate_accuracy(target, adv.x_adv, adv.labels)),
-                     "arn": 100 * (1 - evaluate_accuracy(target, restored, adv.labels))}
-    return rows
+    defense = ResolvedDefense(Defense("arn", "preprocessor", preprocessor), fingerprint or model_fingerprint(preprocessor),
+                              list(attack_keys))
+    return closing_report(dataset, attack_keys, defense, limit=limit, seed=seed, workspace=workspace,
+                          progress=progress)

@@ -23,17 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from arnkit.errors import ArnkitError
+from arnkit.presets import PRESETS
 
 OBJECTIVES = ("paper", "reference")
 LR_SCHEDULES = ("constant", "cosine")
 
-# Section 4.1: (lambda1, lambda2, theta) per dataset.
-PAPER_WEIGHTS: dict[str, tuple[float, float, float]] = {
-    "mnist": (0.1, 0.01, 0.1),
-    "synthetic": (0.1, 0.01, 0.1),  # the tiny 28x28x1 test set behaves like MNIST
-    "cifar10": (100.0, 10.0, 100.0),
-    "lisa": (100.0, 10.0, 100.0),
-}
+# Section 4.1: (lambda1, lambda2, theta) per dataset, kept with the other per-dataset defaults.
+PAPER_WEIGHTS: dict[str, tuple[float, float, float]] = {name: p.arn.weights for name, p in PRESETS.items()}
 
 # dwDavidxd/ARN config/adver.yaml, mapped onto the paper's names.
 REFERENCE_WEIGHTS: dict[str, Any] = {

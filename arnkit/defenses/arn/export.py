@@ -40,11 +40,11 @@ def export_preprocessor(arn: Any, *, name: str = "arn_preprocessor") -> keras.Mo
     return keras.Model(inputs, restored, name=name)
 
 
-def save_defense(model: keras.Model, path: str | os.PathLike) -> Path:
-    """Save an exported pre-processor as a `.keras` file, atomically."""
-    from arnkit.io import save_model
+def save_defense(model: keras.Model, path: str | os.PathLike, *, dataset: str = "") -> Path:
+    """Save an exported pre-processor as a `.keras` file with its defense header (kind, key), atomically."""
+    from arnkit.defenses.files import save_defense_file
 
-    return save_model(model, path)
+    return save_defense_file(model, path, key="arn", kind="preprocessor", dataset=dataset)
 
 
 def load_defense(path: str | os.PathLike) -> keras.Model:

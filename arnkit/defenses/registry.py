@@ -1,0 +1,181 @@
+"""Every defense as a recipe (key, kind, train, load), shaped like the attack registry, plus the one lookup
+of trained defenses in a workspace.
+
+    from arnkit.defenses import registry
+    record = registry.get("arn").train("mnist", workspace=ws, seed=0, progress=p, steps=30)
+    defense = registry.load_record(record)                      # a Defense, whatever the recipe
+    newest = registry.find_defenses(ws, "mnist", "arn", seen=["pgd_n", "pgd_t"])[0]
+    defense, record = registry.load_file("run/arn.keras")        # a path alone is enough
+
+Evaluate, detect, report and the studies only see `Defense` and `DefenseRecord`; adding a baseline adds a
+row here (and its contract test runs the day it lands: tests/test_defenses_registry.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arnkit.defenses.base import Defense
+from arnkit.defenses.records import DefenseRecord, Kind
+from arnkit.errors import ArnkitError
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class DefenseRecipe:
+    key: str
+    kind: Kind
+    description: str
+    trainer: str  # "module:function": train(dataset, *, workspace, seed, progress, **options) -> record dict
+    # Options a test may pass to train in seconds on the synthetic dataset (the contract test uses them).
+    smoke_options: dict[str, Any] = field(default_factory=dict)
+    # Options `train` accepts; anything else is refused in one line before any work starts.
+    options: tuple[str, ...] = ()
+
+    def train(self, dataset: str, *, workspace: str | Path | None = None, seed: int = 0, progress: Any = None,
+              **options: Any) -> DefenseRecord:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ArnkitError(f"defense '{self.key}' has no option {', '.join(unknown)}; it takes "
+                              f"{', '.join(self.options) or 'none'}")
+        raw = _resolve(self.trainer)(dataset, workspace=workspace, seed=seed, progress=progress, **options)
+        return DefenseRecord.from_dict(raw)
+
+    def load(self, record: DefenseRecord) -> Defense:
+        model, header = _load_checked(record.defense_path, record.dataset)
+        if header["kind"] != self.kind:
+            raise ArnkitError(f"{record.defense_path} is a {header['kind']}, but '{self.key}' defenses are "
+                              f"{self.kind}s; re-export it or pass the right record")
+        return Defense(self.key, self.kind, model, meta={"record": record})
+
+
+_ARN_OPTIONS = ("seen", "steps", "width", "objective", "batch_size", "pool_size", "ablate", "strategy",
+                "checkpoint_every", "resume", "eval_limit", "tensorboard", "learning_rate", "lr_schedule",
+                "guide_weight", "config_overrides", "on_checkpoint")
+
+_RECIPES = [
+    DefenseRecipe("arn", "preprocessor",
+                  "ARN (Zhou et al., ICML 2021): attack-invariant features, the pre-processor G(E(x))",
+                  "arnkit.pipeline.train:train_defense",
+                  smoke_options={"steps": 2, "width": "tiny", "batch_size": 16, "pool_size": 32, "eval_limit": 16},
+                  options=_ARN_OPTIONS),
+    DefenseRecipe("at_pgd", "classifier",
+                  "AT_PGD (Madry et al. 2018): the target fine-tuned on PGD_N examples of its current weights",
+                  "arnkit.defenses.at_pgd:train_at_pgd",
+                  smoke_options={"epochs": 1, "steps": 2, "train_limit": 64, "eval_limit": 16},
+                  options=("epochs", "eps", "steps", "step_size", "train_limit", "eval_limit", "resume")),
+]
+
+REGISTRY: dict[str, DefenseRecipe] = {recipe.key: recipe for recipe in _RECIPES}
+
+
+def get(key: str) -> DefenseRecipe:
+    try:
+        return REGISTRY[str(key).lower()]
+    except KeyError:
+        raise ArnkitError(f"unknown defense '{key}'; known defenses: none, {', '.join(REGISTRY)}, "
+                          "or the path of an exported .keras") from None
+
+
+def find_defenses(workspace: Any, dataset: str, key: str | None = None, **filters: Any) -> list[DefenseRecord]:
+    """Trained defenses of `dataset` in the workspace, newest first, whose exported file exists; `key`
+    (None = every recipe) and `filters` (target_fingerprint, seen, or any option such as ablate; None = any)
+    narrow them. Unreadable records are skipped, not fatal."""
+    from arnkit.workspace import Workspace
+
+    root = workspace.root if isinstance(workspace, Workspace) else Workspace.resolve(workspace).root
+    if key is not None:
+        get(key)
+    found = []
+    for record_path in (root / "defenses").glob(f"{dataset}-*.d/record.json"):
+        try:
+            record = DefenseRecord.from_dict(json.loads(record_path.read_text()))
+        except (OSError, ValueError, TypeError, ArnkitError):
+            continue
+        record.record_path = str(record_path)
+        if record.dataset not in ("", dataset) or (key is not None and record.key != key):
+            continue
+        if not Path(record.defense_path).exists() or not record.matches(**filters):
+            continue
+        found.append((record_path.stat().st_mtime, record))
+    return [record for _, record in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
+def load_record(record: DefenseRecord | dict[str, Any]) -> Defense:
+    """The Defense a record describes, loaded by its own recipe."""
+    if isinstance(record, dict):
+        record = DefenseRecord.from_dict(record)
+    return get(record.key).load(record)
+
+
+def load_file(path: str | os.PathLike, dataset: str | None = None) -> tuple[Defense, DefenseRecord]:
+    """A defense given by path: an exported `.keras` file (its header, else its shapes, give its kind) or an
+    `arnkit train` run folder. The record beside the file, when there is one, supplies seen attacks etc."""
+    from arnkit.fingerprint import model_fingerprint
+
+    target = Path(path)
+    if not target.exists():
+        raise ArnkitError(f"defense {path} does not exist; pass 'none', a defense key "
+                          f"({', '.join(REGISTRY)}) or the path of an exported .keras")
+    folder = target if target.is_dir() else target.parent
+    record_path = folder / "record.json"
+    raw = None
+    if record_path.exists():
+        try:
+            raw = json.loads(record_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raw = None
+    if target.is_dir():
+        if raw is None:
+            raise ArnkitError(f"{path} holds no readable record.json; pass the exported .keras file instead")
+        record = DefenseRecord.from_dict(raw)
+        record.record_path = str(record_path)
+        _check_dataset(path, record.dataset, dataset)
+        return load_record(record), record
+    same_file = raw is not None and Path(str(raw.get("defense_path", ""))).resolve() == target.resolve()
+    if same_file:  # the record beside the file is checked before the (possibly large) model loads
+        _check_dataset(path, str(raw.get("dataset") or ""), dataset)
+    model, header = _load_checked(target, dataset)
+    if same_file:
+        record = DefenseRecord.from_dict(raw)
+        record.record_path = str(record_path)
+    else:
+        record = DefenseRecord(key=header.get("key") or target.stem, kind=header["kind"],
+                               dataset=header.get("dataset") or dataset or "", defense_path=str(target),
+                               seen=list(header.get("seen", [])))
+    record.kind = header["kind"]
+    if not record.defense_fingerprint:
+        record.defense_fingerprint = model_fingerprint(model)
+    return Defense(target.stem, header["kind"], model, meta={"record": record}), record
+
+
+def _check_dataset(path: Any, trained_for: str, dataset: str | None) -> None:
+    if dataset and trained_for not in ("", dataset):
+        raise ArnkitError(f"defense {path} was trained for {trained_for}, not {dataset}; "
+                          f"pass --dataset {trained_for} or a defense trained on {dataset}")
+
+
+def _load_checked(path: str | os.PathLike, dataset: str | None) -> tuple[Any, dict[str, Any]]:
+    """Load a defense file and refuse, in one line, one made for another dataset or image shape."""
+    from arnkit import data
+    from arnkit.defenses.files import load_defense_file
+
+    model, header = load_defense_file(path)
+    _check_dataset(path, str(header.get("dataset") or ""), dataset)
+    if dataset:
+        shape = tuple(data.info(dataset).shape)
+        got = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+        if got is not None and None not in got and got != shape:
+            raise ArnkitError(f"defense {path} takes images of shape {got}, {dataset} has {shape}; "
+                              f"use a defense trained on {dataset}")
+    return model, header

@@ -1,0 +1,135 @@
+"""The defense registry's contract, parametrized over every registered recipe (a new baseline is covered the
+day it lands), plus the lookup, the file header and the kind a path alone carries."""
+
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from arnkit import data
+from arnkit.defenses import registry
+from arnkit.defenses.files import HEADER, save_defense_file
+from arnkit.defenses.records import DefenseRecord
+from arnkit.errors import ArnkitError
+from arnkit.pipeline.evaluate import evaluate
+from arnkit.pipeline.target import ensure_target
+
+RECIPES = sorted(registry.REGISTRY)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Each recipe trained once on the synthetic set with its smoke options, in one shared workspace."""
+    ws = tmp_path_factory.mktemp("registry")
+    return ws, {key: registry.get(key).train("synthetic", workspace=ws, seed=0, **registry.get(key).smoke_options)
+                for key in RECIPES}
+
+
+@pytest.mark.parametrize("key", RECIPES)
+def test_recipe_trains_exports_reloads_and_protects(trained, key):
+    ws, records = trained
+    recipe, record = registry.get(key), records[key]
+    assert isinstance(record, DefenseRecord)
+    assert (record.key, record.kind, record.dataset) == (key, recipe.kind, "synthetic")
+    assert record.defense_fingerprint and record.target_fingerprint and record.arnkit_version
+    # The exported file loads under safe_mode with plain Keras, and carries its kind.
+    plain = keras.saving.load_model(record.defense_path, safe_mode=True, compile=False)
+    with zipfile.ZipFile(record.defense_path) as archive:
+        header = json.loads(archive.read(HEADER))
+    assert header["kind"] == recipe.kind and header["key"] == key
+    # A path alone gives a Defense of the right kind; so does the record.
+    by_path, path_record = registry.load_file(record.defense_path, "synthetic")
+    by_record = registry.load_record(record)
+    assert by_path.kind == by_record.kind == recipe.kind
+    assert path_record.defense_fingerprint == record.defense_fingerprint
+    classifier, _ = ensure_target("synthetic", workspace=ws)
+    x, y, meta = data.load_arrays("synthetic", "test", limit=8)
+    logits = np.asarray(by_record.protect(classifier)(x, training=False))
+    assert logits.shape == (8, meta.num_classes) and np.isfinite(logits).all()
+    pred, restored = by_record.predict(classifier, x)
+    assert np.array_equal(pred, np.argmax(logits, -1))
+    assert (restored is not None) == by_record.restores
+    if restored is not None:
+        assert restored.shape == x.shape and np.allclose(restored, np.asarray(plain(x, training=False)), atol=1e-5)
+
+
+@pytest.mark.parametrize("key", RECIPES)
+def test_recipe_record_round_trips_and_is_found(trained, key):
+    ws, records = trained
+    record = records[key]
+    assert DefenseRecord.from_dict(record.to_dict()) == record
+    on_disk = registry.find_defenses(ws, "synthetic", key)
+    assert [r.defense_path for r in on_disk] == [record.defense_path]
+    assert DefenseRecord.from_dict(json.loads(open(on_disk[0].record_path).read())).to_dict() == record.to_dict()
+    assert registry.find_defenses(ws, "synthetic", key, seen=record.seen, target_fingerprint=record.target_fingerprint)
+    assert not registry.find_defenses(ws, "synthetic", key, seen=["roa"])
+    assert not registry.find_defenses(ws, "mnist", key)
+
+
+def test_unknown_recipe_and_option_are_one_line(trained):
+    ws, _ = trained
+    with pytest.raises(ArnkitError, match="unknown defense 'hgd_x'.*known defenses: none, arn"):
+        registry.get("hgd_x")
+    with pytest.raises(ArnkitError, match="has no option warp"):
+        registry.get("arn").train("synthetic", workspace=ws, warp=3)
+    with pytest.raises(ArnkitError, match="unknown defense"):
+        evaluate("synthetic", "fgsm", defenses="none,hgd_x", limit=8, workspace=ws)
+
+
+def test_old_arn_record_reads_as_an_arn_preprocessor():
+    old = {"dataset": "mnist", "seen": ["pgd_n", "pgd_t"], "defense_path": "/x/arn.keras", "ablate": ["adv"],
+           "steps": 3000, "defense_fingerprint": "ab", "final_losses": {"l_e": 1.0}}
+    record = DefenseRecord.from_dict(old)
+    assert (record.key, record.kind, record.options["ablate"], record.options["steps"]) == \
+        ("arn", "preprocessor", ["adv"], 3000)
+    assert record.extra["final_losses"] == {"l_e": 1.0}
+    assert record.matches(ablate=("adv",), steps=3000, seen=["pgd_n", "pgd_t"])
+    assert not record.matches(ablate=[]) and not record.matches(seen=["pgd_t", "pgd_n"])
+    with pytest.raises(ArnkitError, match="not a defense record"):
+        DefenseRecord.from_dict({"dataset": "mnist"})
+
+
+def test_a_robust_classifier_by_path_replaces_the_target(trained, tmp_path):
+    """A classifier file must not be fed into the target as if it restored images."""
+    ws, _ = trained
+    classifier, _ = ensure_target("synthetic", workspace=ws)
+    x, y, _ = data.load_arrays("synthetic", "test", limit=32)
+    # A "robust classifier" that always answers class 0, saved with and without the arnkit header.
+    inputs = keras.Input(shape=x.shape[1:])
+    flat = keras.layers.Flatten()(inputs)
+    constant = keras.layers.Dense(10, kernel_initializer="zeros",
+                                  bias_initializer=keras.initializers.Constant([5.0] + [0.0] * 9))(flat)
+    model = keras.Model(inputs, constant)
+    headed = save_defense_file(model, tmp_path / "robust.keras", key="at_pgd", kind="classifier", dataset="synthetic")
+    plain = tmp_path / "plain" / "robust.keras"
+    plain.parent.mkdir()
+    model.save(plain)
+    for path in (headed, plain):
+        defense, record = registry.load_file(path, "synthetic")
+        assert defense.kind == record.kind == "classifier" and not defense.restores
+        assert defense.protect(classifier) is defense.model
+        with pytest.raises(TypeError, match="does not restore"):
+            defense.restore(x)
+    result = evaluate("synthetic", "fgsm", defenses=f"none,{headed}", limit=32, workspace=ws, sanity_checks=False)
+    rows = {(r["defense"], r["label"]): r["error"] for r in result["rows"]}
+    assert rows[("robust", "clean")] == pytest.approx(100.0 * np.mean(y != 0), abs=1e-6)
+    assert [d["kind"] for d in result["defenses"]] == ["preprocessor", "classifier"]
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_damaged_header_and_wrong_shape_are_one_line(trained, tmp_path):
+    ws, records = trained
+    pre = next(r for r in records.values() if r.kind == "preprocessor")
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(open(pre.defense_path, "rb").read())
+    with zipfile.ZipFile(broken, "a") as archive:
+        archive.writestr("arnkit.json", json.dumps({"kind": "oracle"}))  # a second, wrong header wins on read
+    with pytest.raises(ArnkitError, match="damaged defense header"):
+        registry.load_file(broken)
+    inputs = keras.Input(shape=(5, 5, 1))
+    odd = keras.Model(inputs, keras.layers.Flatten()(inputs))
+    path = save_defense_file(odd, tmp_path / "odd.keras", key="x", kind="classifier", dataset="synthetic")
+    with pytest.raises(ArnkitError, match=r"takes images of shape \(5, 5, 1\)"):
+        registry.load_file(path, "synthetic")
