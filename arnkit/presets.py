@@ -76,8 +76,9 @@ _AT_COLOUR = AdversarialTrainingPreset(TargetRecipe(epochs=10, optimizer="sgd", 
 _LARGE_WEIGHTS = (100.0, 10.0, 100.0)  # CIFAR-10 and LISA
 
 PRESETS: dict[str, DatasetPreset] = {
-    # MNIST: `large` + lr 1e-3 + guidance 5 meets issue 4's goals in 2-core, 20-minute budget (clean 1.40,
-    # PGD_N 2.80); the paper's own recipe is --width default --guide-weight 0 --learning-rate 1e-4.
+    # MNIST: `large` + lr 1e-3 + guidance 5 meets issue 4's goals in a 2-core, 20-minute budget (clean 1.40,
+    # PGD_N 2.80); the paper's own recipe is --width default --guide-weight 0 --learning-rate 1e-4. At 3,000
+    # steps lr 1e-3 beats the paper's 1e-4 (PGD_N 4.4 vs 8.6); wider networks cost 4-22 points on STA/FWA.
     "mnist": DatasetPreset("mnist", TargetRecipe(epochs=4),
                            ARNPreset(_MNIST_WEIGHTS, steps=3000, learning_rate=1e-3, width="large", guide_weight=5.0),
                            _AT_MNIST, seen=("pgd_n", "pgd_t"), pool=10000),
