@@ -49,12 +49,38 @@ class ARNPreset:
 @dataclass(frozen=True)
 class AdversarialTrainingPreset:
     """AT_PGD (Madry et al. 2018) as arnkit runs it: fine-tune the workspace target on PGD examples crafted
-    against its current weights, with `recipe`'s optimizer. eps / steps / step_size: the PGD_N of the pools."""
+    against its current weights, with `recipe`'s optimizer. eps / attack_steps / step_size: the PGD_N of the pools."""
 
     recipe: TargetRecipe
     eps: float
-    steps: int
+    attack_steps: int
     step_size: float
+
+
+@dataclass(frozen=True)
+class OcclusionTrainingPreset:
+    """DOA (Wu et al. 2020) as arnkit runs it: fine-tune the target on ROA examples of its current weights
+    (gradient-guided placement among `candidates` windows, then `attack_steps` signed steps of `step_size` inside the
+    rectangle), with `recipe`'s optimizer. roa: the default rectangle, (height, width) in pixels."""
+
+    recipe: TargetRecipe
+    roa: tuple[int, int] = (7, 7)
+    stride: int = 2
+    candidates: int = 5
+    attack_steps: int = 30
+    step_size: float = 0.01
+
+
+@dataclass(frozen=True)
+class DenoiserPreset:
+    """A pre-processor baseline's training schedule on the seen pools (APE-GAN, HGD): `steps` Adam steps of
+    `batch_size` natural images (times the K seen attacks), at `learning_rate`; `width` is the base number of
+    channels, scaled down from the original for 2 CPU cores (docs/defenses.md says by how much)."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 2e-4
+    width: int = 32
 
 
 @dataclass(frozen=True)
@@ -63,6 +89,9 @@ class DatasetPreset:
     target: TargetRecipe
     arn: ARNPreset
     at_pgd: AdversarialTrainingPreset
+    doa: OcclusionTrainingPreset = OcclusionTrainingPreset(TargetRecipe(epochs=1, learning_rate=1e-4))
+    apeg: DenoiserPreset = DenoiserPreset(learning_rate=2e-4)
+    hgd: DenoiserPreset = DenoiserPreset(learning_rate=1e-3)
     seen: tuple[str, ...] = ("pgd_n", "pgd_t")  # the seen attacks of `arnkit train`
     pool: int = 0  # the pools cover the first N training images (0 = the whole split)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -31,8 +31,9 @@ def detect(
     attack: Annotated[str, typer.Option("--attack", "-a", help="Attack whose examples are the positives.")] = "pgd_n",
     limit: Annotated[int, typer.Option("--limit", help="First N test images; 0 = all.")] = 1000,
     defense: Annotated[Path | None, typer.Option(
-        "--defense", help="ARN pre-processor (.keras) whose restored images are scored; default: the newest "
-                          "`arnkit train` run in the workspace, if any.")] = None,
+        "--defense", help="A defense file (.keras): a pre-processor, whose restored images are also scored, or a "
+                          "robust classifier, which the detector guards instead of the target. Default: the "
+                          "newest trained pre-processor in the workspace, if any.")] = None,
     adaptive_limit: Annotated[int, typer.Option(
         "--adaptive-limit", help="Images for the high-confidence attack check; 0 = skip it.")] = 300,
     seed: SeedOpt = 0,

@@ -20,50 +20,92 @@ from arnkit_cli.common import (
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
+    app.command("defenses")(handle_errors(defenses))
 
 
 @handle_errors
 def train(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "mnist",
-    seen: Annotated[str | None, typer.Option("--seen", help="Seen attacks, comma-separated (default: "
-                                                         "pgd_n,pgd_t; ap1,ap2 for lisa).")] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="Training steps (default: the dataset's).")] = None,
+    defense: Annotated[str, typer.Option(
+        "--defense", help="What to train: arn (default) or a baseline: at_pgd, doa, apeg, hgd (`arnkit defenses` "
+                          "lists them with their defaults).")] = "arn",
+    seen: Annotated[str | None, typer.Option("--seen", help="arn, apeg, hgd: seen attacks, comma-separated "
+                                                         "(default: pgd_n,pgd_t; ap1,ap2 for lisa).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="arn, apeg, hgd: training steps (default: the "
+                                                              "dataset's).")] = None,
     width: Annotated[str | None, typer.Option(
-        "--width", help="Width preset: tiny, default, large, reference (default: large on MNIST, else default).")] = None,
-    objective: Annotated[str, typer.Option("--objective", help="paper (Eq. 1-8) or reference (official code).")
-                         ] = "paper",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Natural images per step (x K attacks).")] = 64,
-    pool_size: Annotated[int | None, typer.Option("--pool-size", help="Training images per seen-attack pool "
-                                                                      "(0 = all).")] = None,
-    ablate: Annotated[list[str] | None, typer.Option("--ablate", help="Drop a loss term: adv, nor, att.")] = None,
-    strategy: Annotated[str, typer.Option("--strategy", help="default, mirrored (all local GPUs), multiworker "
-                                                             "(TF_CONFIG).")] = "default",
+        "--width", help="arn: tiny, default, large, reference (default: large on MNIST, else default); apeg, hgd: "
+                        "base channels.")] = None,
+    objective: Annotated[str | None, typer.Option("--objective", help="arn: paper (Eq. 1-8, default) or reference "
+                                                                      "(official code).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="arn, apeg, hgd: natural images per step "
+                                                                        "(x K attacks).")] = None,
+    pool_size: Annotated[int | None, typer.Option("--pool-size", help="arn, apeg, hgd: training images per "
+                                                                      "seen-attack pool (0 = all).")] = None,
+    ablate: Annotated[list[str] | None, typer.Option("--ablate", help="arn: drop a loss term: adv, nor, att.")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="arn: default, mirrored (all local GPUs), "
+                                                                    "multiworker (TF_CONFIG).")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the run's checkpoint.")] = True,
-    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="Adam step for all four players "
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="arn: Adam step for all four players "
                                                          "(default: 1e-3 on MNIST's short CPU schedule; the "
-                                                         "paper's is 1e-4).")] = None,
+                                                         "paper's is 1e-4); apeg, hgd: theirs.")] = None,
     lr_schedule: Annotated[str | None, typer.Option(
-        "--lr-schedule", help="constant or cosine (decays to 0 over --steps); default: constant.")] = None,
+        "--lr-schedule", help="arn: constant or cosine (decays to 0 over --steps); default: constant.")] = None,
     guide_weight: Annotated[float | None, typer.Option(
-        "--guide-weight", help="Beyond the paper: weight of HGD's logit-guided loss on the target's logits, "
+        "--guide-weight", help="arn, beyond the paper: weight of HGD's logit-guided loss on the target's logits, "
                                "added to L_E and L_G (default: 5 on MNIST, else 0; 0 = the paper).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="at_pgd, doa: fine-tuning epochs.")] = None,
+    eps: Annotated[float | None, typer.Option("--eps", help="at_pgd: the L-inf budget of its PGD.")] = None,
+    attack_steps: Annotated[int | None, typer.Option(
+        "--attack-steps", help="at_pgd: PGD steps per batch; doa: signed steps inside the rectangle.")] = None,
+    train_limit: Annotated[int | None, typer.Option(
+        "--train-limit", help="at_pgd, doa: first N training images (0 = all).")] = None,
+    roa: Annotated[str | None, typer.Option("--roa", help="doa: the rectangle, HxW pixels (7x7, or 9x5).")] = None,
+    guide_layer: Annotated[str | None, typer.Option(
+        "--guide-layer", help="hgd: logits (LGD, default) or a target layer name (FGD).")] = None,
     eval_limit: Annotated[int, typer.Option("--eval-limit", help="Test images for the closing report.")] = 1000,
-    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard logs.")] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="arn: write TensorBoard logs.")] = False,
     seed: SeedOpt = 0,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train the ARN defense (target, seen-attack pools and ARN; each reused when cached)."""
-    from arnkit.pipeline.train import train_defense
+    """Train a defense: ARN by default (target, seen-attack pools and ARN; each reused when cached), or a
+    baseline with --defense, with its own defaults. A flag that does not apply to it is refused."""
+    from arnkit.pipeline.train import train as train_recipe
 
-    record = train_defense(dataset, seen, steps=steps, width=width, objective=objective, batch_size=batch_size,
-                           pool_size=pool_size, ablate=tuple(ablate or ()), strategy=strategy, resume=resume,
-                           eval_limit=eval_limit, tensorboard=tensorboard, seed=seed, workspace=workspace,
-                           learning_rate=learning_rate, lr_schedule=lr_schedule, guide_weight=guide_weight,
-                           progress=make_progress(json_out))
+    record = train_recipe(dataset, defense, seed=seed, workspace=workspace, progress=make_progress(json_out),
+                          seen=seen, steps=steps, width=width, objective=objective, batch_size=batch_size,
+                          pool_size=pool_size, ablate=tuple(ablate) if ablate else None, strategy=strategy,
+                          resume=resume, learning_rate=learning_rate, lr_schedule=lr_schedule,
+                          guide_weight=guide_weight, epochs=epochs, eps=eps, attack_steps=attack_steps,
+                          train_limit=train_limit, roa=roa, guide_layer=guide_layer, eval_limit=eval_limit,
+                          tensorboard=tensorboard or None)
     if json_out:
         emit_json(record)
         return
-    rows = [[name, values["none"], values["arn"]] for name, values in record["evaluation"].items()]
-    stderr.print(table(f"error rate (%) on {record['dataset']} test, gray-box", ["attack", "no defense", "ARN"], rows))
+    name = record.get("key", "arn")
+    rows = [[row, values["none"], values[name]] for row, values in record["evaluation"].items()]
+    stderr.print(table(f"error rate (%) on {record['dataset']} test, gray-box", ["attack", "no defense",
+                                                                                  name.upper()], rows))
     stderr.print(f"defense saved to {record['defense_path']}")
+
+
+def defenses(
+    # Not named `dataset`: listing defaults needs no prepared data, so the CLI's data preflight must not run.
+    for_dataset: Annotated[str, typer.Option("--dataset", "-d", help="Whose defaults to show.")] = "mnist",
+    json_out: JsonOpt = False,
+) -> None:
+    """The defense registry: each recipe's kind, what it trains on, and its defaults for the dataset."""
+    from arnkit.defenses.registry import describe
+
+    dataset = for_dataset
+    rows = describe(dataset)
+    if json_out:
+        emit_json(rows)
+        return
+    stderr.print(table(f"defenses (defaults for {dataset})", ["key", "kind", "trains on", "defaults"],
+                       [[r["key"], r["kind"], r["trains_on"], _compact(r["defaults"])] for r in rows]))
+
+
+def _compact(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items() if k != "recipe")

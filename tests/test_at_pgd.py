@@ -8,13 +8,13 @@ from arnkit.defenses.at_pgd import train_at_pgd
 from arnkit.errors import ArnkitError
 from arnkit.io import load_model
 
-FAST = {"dataset": "synthetic", "steps": 2, "train_limit": 96, "eval_limit": 16}
+FAST = {"dataset": "synthetic", "attack_steps": 2, "train_limit": 96, "eval_limit": 16}
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     whole = train_at_pgd(epochs=2, workspace=tmp_path / "a", **FAST)
     # Stop the second run right after its first epoch's checkpoint, then resume it.
-    import arnkit.defenses.at_pgd as at_pgd
+    import arnkit.defenses.classifier_training as at_pgd
 
     real_save = at_pgd._save
 

@@ -17,6 +17,7 @@ from arnkit.pipeline.evaluate import evaluate
 from arnkit.pipeline.target import ensure_target
 
 RECIPES = sorted(registry.REGISTRY)
+RECIPE_ORDER = list(registry.REGISTRY)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,65 @@ def test_recipe_record_round_trips_and_is_found(trained, key):
     assert [r.defense_path for r in on_disk] == [record.defense_path]
     assert DefenseRecord.from_dict(json.loads(open(on_disk[0].record_path).read())).to_dict() == record.to_dict()
     assert registry.find_defenses(ws, "synthetic", key, seen=record.seen, target_fingerprint=record.target_fingerprint)
-    assert not registry.find_defenses(ws, "synthetic", key, seen=["roa"])
+    assert not registry.find_defenses(ws, "synthetic", key, seen=["jsma_t"])  # no recipe trains on it
     assert not registry.find_defenses(ws, "mnist", key)
+
+
+@pytest.mark.parametrize("key", RECIPES)
+def test_recipe_plugs_into_every_threat_model_and_detect(trained, key):
+    """gray, white, bpda and transfer evaluations and the LID detector all take the defense by its file. A robust
+    classifier is attacked directly under every threat model; a pre-processor is differentiated through
+    (white), approximated (bpda) or stood in for by a surrogate (transfer)."""
+    from arnkit.pipeline.detect import detect
+
+    ws, records = trained
+    record = records[key]
+    surrogate = records["hgd" if key == "apeg" else "apeg"].defense_path
+    errors = {}
+    for threat in ("gray", "white", "bpda", "transfer"):
+        result = evaluate("synthetic", "fgsm", defenses=record.defense_path, threat_model=threat, limit=16,
+                          workspace=ws, sanity_checks=False, surrogate=surrogate if threat == "transfer" else None)
+        assert [d["kind"] for d in result["defenses"]] == [record.kind]
+        (row,) = [r for r in result["rows"] if r["label"] == "fgsm"]
+        errors[threat] = row["error"]
+        assert 0.0 <= row["error"] <= 100.0
+    if record.kind == "classifier":
+        assert len(set(errors.values())) == 1, errors  # one model, attacked directly every time
+    guarded = detect("lid", "synthetic", "fgsm", limit=64, workspace=ws, defense_path=record.defense_path,
+                     adaptive_limit=0)
+    assert guarded["guarded"]["kind"] == record.kind
+    if record.kind == "classifier":  # the detector guards the robust classifier itself
+        assert guarded["target_fingerprint"] == record.defense_fingerprint and guarded["restored"] is None
+    else:
+        assert guarded["target_fingerprint"] == record.target_fingerprint and guarded["restored"]["n"] > 0
+
+
+def test_white_box_self_checks_run_for_a_robust_classifier(trained):
+    ws, records = trained
+    result = evaluate("synthetic", "pgd_n", defenses=records["at_pgd"].defense_path, threat_model="white",
+                      limit=16, iterations=5, workspace=ws)
+    names = [c["name"] for c in result["sanity"]]
+    assert names == ["gradient", "iterations", "large_eps"], result["sanity"]  # no pre-processor to go around
+
+
+def test_surrogate_by_key_and_a_classifier_surrogate_are_checked(trained):
+    ws, records = trained
+    result = evaluate("synthetic", "fgsm", defenses="none", threat_model="transfer", surrogate="hgd", limit=8,
+                      workspace=ws, sanity_checks=False)
+    assert result["surrogate"]["fingerprint"] == records["hgd"].defense_fingerprint
+    with pytest.raises(ArnkitError, match="is a robust classifier; the transfer threat model needs"):
+        evaluate("synthetic", "fgsm", threat_model="transfer", surrogate="doa", limit=8, workspace=ws)
+    with pytest.raises(ArnkitError, match="is a robust classifier"):
+        evaluate("synthetic", "fgsm", threat_model="transfer", surrogate=records["at_pgd"].defense_path, limit=8,
+                 workspace=ws)
+
+
+def test_defense_all_puts_every_trained_defense_side_by_side(trained):
+    ws, records = trained
+    result = evaluate("synthetic", "fgsm", defenses="all", limit=8, workspace=ws, sanity_checks=False)
+    assert [d["name"] for d in result["defenses"]] == ["none", *RECIPE_ORDER]
+    with pytest.raises(ArnkitError, match="--defense all stands alone"):
+        evaluate("synthetic", "fgsm", defenses="none,all", limit=8, workspace=ws)
 
 
 def test_unknown_recipe_and_option_are_one_line(trained):

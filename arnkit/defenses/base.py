@@ -51,9 +51,10 @@ class Defense:
 
     @property
     def white_box_checks(self) -> bool:
-        """Whether the adaptive-attack checks (gradient, iterations, large eps, white vs BPDA vs gray) apply:
-        a real pre-processor, whose gradients an attacker could find masked or obfuscated."""
-        return self.restores and not self.is_identity
+        """Whether the adaptive-attack self-checks (gradient, iterations, large eps) apply: every real defense,
+        since gradients can be masked by a robust classifier as well as by a pre-processor. The white vs BPDA
+        vs gray ordering check needs a pre-processor to go around, so it also asks `restores`."""
+        return not self.is_identity
 
     def predict(self, classifier: Any, x: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray | None]:
         """(predicted classes, restored images or None for a robust classifier) of the defended pipeline on x."""

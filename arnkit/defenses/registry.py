@@ -41,6 +41,20 @@ class DefenseRecipe:
     smoke_options: dict[str, Any] = field(default_factory=dict)
     # Options `train` accepts; anything else is refused in one line before any work starts.
     options: tuple[str, ...] = ()
+    trains_on: str = ""  # what its training data is, in words (`arnkit defenses`)
+    preset: str = ""  # its field of `arnkit.presets.DatasetPreset`: the per-dataset defaults
+
+    def defaults(self, dataset: str) -> dict[str, Any]:
+        """The recipe's per-dataset defaults (its row of `arnkit.presets`), as plain data."""
+        from dataclasses import asdict
+
+        from arnkit import presets
+
+        row = presets.get(dataset)
+        values = asdict(getattr(row, self.preset)) if self.preset else {}
+        if self.key in _TAKES_SEEN:
+            values = {"seen": list(row.seen), "pool": row.pool, **values}
+        return values
 
     def train(self, dataset: str, *, workspace: str | Path | None = None, seed: int = 0, progress: Any = None,
               **options: Any) -> DefenseRecord:
@@ -63,17 +77,38 @@ _ARN_OPTIONS = ("seen", "steps", "width", "objective", "batch_size", "pool_size"
                 "checkpoint_every", "resume", "eval_limit", "tensorboard", "learning_rate", "lr_schedule",
                 "guide_weight", "config_overrides", "on_checkpoint")
 
+_PAIR_OPTIONS = ("seen", "steps", "batch_size", "width", "learning_rate", "pool_size", "resume", "eval_limit")
+_TAKES_SEEN = ("arn", "apeg", "hgd")
+
 _RECIPES = [
     DefenseRecipe("arn", "preprocessor",
                   "ARN (Zhou et al., ICML 2021): attack-invariant features, the pre-processor G(E(x))",
                   "arnkit.pipeline.train:train_defense",
                   smoke_options={"steps": 2, "width": "tiny", "batch_size": 16, "pool_size": 32, "eval_limit": 16},
-                  options=_ARN_OPTIONS),
+                  options=_ARN_OPTIONS, trains_on="the seen-attack pools (--seen)", preset="arn"),
     DefenseRecipe("at_pgd", "classifier",
                   "AT_PGD (Madry et al. 2018): the target fine-tuned on PGD_N examples of its current weights",
                   "arnkit.defenses.at_pgd:train_at_pgd",
-                  smoke_options={"epochs": 1, "steps": 2, "train_limit": 64, "eval_limit": 16},
-                  options=("epochs", "eps", "steps", "step_size", "train_limit", "eval_limit", "resume")),
+                  smoke_options={"epochs": 1, "attack_steps": 2, "train_limit": 64, "eval_limit": 16},
+                  options=("epochs", "eps", "attack_steps", "step_size", "train_limit", "eval_limit", "resume"),
+                  trains_on="PGD_N examples of its own current weights, every batch", preset="at_pgd"),
+    DefenseRecipe("doa", "classifier",
+                  "DOA (Wu et al. ICLR 2020): the target fine-tuned on ROA (rectangular occlusion) examples",
+                  "arnkit.defenses.doa:train_doa",
+                  smoke_options={"epochs": 1, "attack_steps": 2, "roa": "5x5", "train_limit": 64, "eval_limit": 16},
+                  options=("roa", "epochs", "attack_steps", "train_limit", "eval_limit", "resume"),
+                  trains_on="ROA examples of its own current weights (--roa HxW), every batch", preset="doa"),
+    DefenseRecipe("apeg", "preprocessor",
+                  "APE-GAN (Jin et al. 2019): a conv-deconv generator trained against a discriminator",
+                  "arnkit.defenses.apeg:train_apeg",
+                  smoke_options={"steps": 3, "width": 4, "batch_size": 16, "pool_size": 32, "eval_limit": 16},
+                  options=_PAIR_OPTIONS, trains_on="the seen-attack pools (--seen), as ARN", preset="apeg"),
+    DefenseRecipe("hgd", "preprocessor",
+                  "HGD (Liao et al. CVPR 2018): a U-Net residual denoiser guided by the target's logits",
+                  "arnkit.defenses.hgd:train_hgd",
+                  smoke_options={"steps": 3, "width": 4, "batch_size": 16, "pool_size": 32, "eval_limit": 16},
+                  options=(*_PAIR_OPTIONS, "guide_layer"), trains_on="the seen-attack pools (--seen), as ARN",
+                  preset="hgd"),
 ]
 
 REGISTRY: dict[str, DefenseRecipe] = {recipe.key: recipe for recipe in _RECIPES}
@@ -85,6 +120,16 @@ def get(key: str) -> DefenseRecipe:
     except KeyError:
         raise ArnkitError(f"unknown defense '{key}'; known defenses: none, {', '.join(REGISTRY)}, "
                           "or the path of an exported .keras") from None
+
+
+def describe(dataset: str = "mnist") -> list[dict[str, Any]]:
+    """`arnkit defenses`: each recipe's key, kind, description, training data and defaults for `dataset`."""
+    from arnkit import data
+
+    data.get_source(dataset)  # an unknown name is one line; the data itself need not be prepared
+    name = str(dataset).lower()
+    return [{"key": r.key, "kind": r.kind, "description": r.description, "trains_on": r.trains_on,
+             "defaults": r.defaults(name)} for r in REGISTRY.values()]
 
 
 def find_defenses(workspace: Any, dataset: str, key: str | None = None, **filters: Any) -> list[DefenseRecord]:

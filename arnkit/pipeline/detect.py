@@ -80,12 +80,17 @@ def detect(
     ws = Workspace.resolve(workspace)
     if adaptive_limit < 0:
         raise ArnkitError(f"adaptive_limit must be >= 0, got {adaptive_limit}")
-    defense = _resolve_defense(meta.name, ws, defense_path)
+    chosen = _resolve_defense(meta.name, ws, defense_path)
     model, target_record = ensure_target(meta.name, workspace=ws.root, progress=progress)
     fingerprint = target_record.fingerprint
+    # A pre-processor: the detector also scores the images it restores. A robust classifier: it replaces the
+    # target, so the detector guards it (its features, its adversarial examples).
+    defense = chosen if chosen and chosen["kind"] == "preprocessor" else None
+    if chosen and chosen["kind"] == "classifier":
+        model, fingerprint = chosen["model"], chosen["fingerprint"]
     spec = {"method": entry.key, "params": entry.defaults, "dataset": meta.name, "attack": attack,
             "limit": limit or 0, "seed": seed, "target": fingerprint, "adaptive_limit": adaptive_limit,
-            "adaptive": ADAPTIVE, "defense": defense and defense["sha256"], "recipe": 1}
+            "adaptive": ADAPTIVE, "defense": chosen and chosen["sha256"], "recipe": 1}
     json_path = ws.artifact("detection", f"{meta.name}-{entry.key}-{attack}", spec, "json")
     png_path = json_path.with_suffix(".png")
     if json_path.exists() and png_path.exists():
@@ -134,6 +139,8 @@ def detect(
                    "detector": f"MinMaxScaler -> LogisticRegressionCV(cv={split['cv_folds']})",
                    "attack_params": crafted["params"]},
         "target_fingerprint": fingerprint, "target_path": target_record.path, "seed": seed,
+        "guarded": {"kind": chosen["kind"], "path": chosen["path"], "fingerprint": chosen["fingerprint"]}
+        if chosen else {"kind": "target", "path": target_record.path, "fingerprint": target_record.fingerprint},
         "arnkit_version": arnkit.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "adversarial_path": crafted["path"], "attack_success_rate": crafted["success_rate"],
         "layers": [layer.name for layer in feature_layers(model)] if entry.key == "lid" else None,
@@ -173,16 +180,15 @@ def detect(
 
 
 def _resolve_defense(dataset: str, ws: Workspace, defense_path: str | Path | None) -> dict[str, Any] | None:
-    """The pre-processor whose restored images the detector also scores: a given file, else the newest
-    trained pre-processor of the workspace (None: there is none; a robust classifier restores nothing)."""
+    """The defense in play: a given file (a pre-processor, whose restored images the detector also scores,
+    or a robust classifier, which the detector guards instead of the target), else the newest trained
+    pre-processor of the workspace (None: there is none)."""
     from arnkit.defenses import registry
+    from arnkit.fingerprint import model_fingerprint
 
     if defense_path is not None:
         defense, record = registry.load_file(defense_path, dataset)
         source = "argument"
-        if not defense.restores:
-            raise ArnkitError(f"{defense_path} is a robust classifier; `arnkit detect --defense` scores the "
-                              "images a pre-processor restores, so pass a pre-processor's .keras")
     else:
         records = registry.find_defenses(ws, dataset, kind="preprocessor", ablate=None)
         if not records:
@@ -191,7 +197,8 @@ def _resolve_defense(dataset: str, ws: Workspace, defense_path: str | Path | Non
         defense = registry.load_record(record)
     path = record.defense_path
     return {"path": path, "source": source, "sha256": sha256_file(path) if Path(path).exists() else None,
-            "model": defense.model}
+            "model": defense.model, "kind": defense.kind,
+            "fingerprint": record.defense_fingerprint or model_fingerprint(defense.model)}
 
 
 def _adaptive(entry, detector, split, model, x, y, dataset, limit, seed, progress):

@@ -130,9 +130,18 @@ def resolve_defenses(names: str | list[str], dataset: str, ws: Workspace, *, tar
     items = [n for n in items if n]
     if not items:
         raise ArnkitError("--defense is empty; use e.g. --defense none,arn")
+    if [i.lower() for i in items] == ["all"]:
+        resolved_all = _all_trained(dataset, ws, target_fingerprint)
+        if len(resolved_all) == 1:
+            raise ArnkitError(f"--defense all found no trained defense for the {dataset} target in {ws.root}; "
+                              f"train one first (`arnkit train --dataset {dataset} [--defense KEY]`)")
+        _distinct_names(resolved_all)
+        return resolved_all
     resolved = []
     for item in items:
         key = item.lower()
+        if key == "all":
+            raise ArnkitError("--defense all stands alone; drop the other names")
         if key == "none":
             resolved.append(ResolvedDefense(no_defense(), "none"))
         elif key in registry.REGISTRY:
@@ -147,6 +156,51 @@ def resolve_defenses(names: str | list[str], dataset: str, ws: Workspace, *, tar
         raise ArnkitError(f"--defense names a defense twice: {','.join(items)}")
     _distinct_names(resolved)
     return resolved
+
+
+def _surrogate_keys() -> list[str]:
+    from arnkit.defenses import registry
+
+    return [key for key, recipe in registry.REGISTRY.items() if recipe.kind == "preprocessor"]
+
+
+def _classifier_keys() -> list[str]:
+    from arnkit.defenses import registry
+
+    return [key for key, recipe in registry.REGISTRY.items() if recipe.kind == "classifier"]
+
+
+def resolve_surrogate(surrogate: str, dataset: str, ws: Workspace, target_fingerprint: str) -> tuple[Any, str]:
+    """(model, fingerprint) of the transfer attacker's pre-processor: the newest trained defense of a
+    pre-processor key for this target, or a file. A robust classifier is refused: there is nothing to
+    transfer through."""
+    from arnkit.defenses import registry
+
+    key = str(surrogate).lower()
+    if key in registry.REGISTRY and not Path(surrogate).exists():
+        records = registry.find_defenses(ws, dataset, key, target_fingerprint=target_fingerprint)
+        if not records:
+            raise ArnkitError(f"no {key} is trained for the {dataset} target in {ws.root}; run `arnkit train "
+                              f"--dataset {dataset} --defense {key}` first")
+        defense, record = registry.load_record(records[0]), records[0]
+    else:
+        defense, record = registry.load_file(surrogate, dataset)
+    if not defense.restores or defense.is_identity:
+        raise ArnkitError(f"surrogate {surrogate} is a robust classifier; the transfer threat model needs the "
+                          "attacker's own pre-processor (a key such as apeg or hgd, or a .keras path)")
+    return defense.model, record.defense_fingerprint
+
+
+def _all_trained(dataset: str, ws: Workspace, target_fingerprint: str) -> list[ResolvedDefense]:
+    """`--defense all`: NONE, then every defense trained for this target (ablated ARN runs are the
+    ablation study's, not a row here), one per exported file, by recipe then age."""
+    from arnkit.defenses import registry
+
+    found = [r for r in registry.find_defenses(ws, dataset, target_fingerprint=target_fingerprint)
+             if not r.options.get("ablate")]
+    order = list(registry.REGISTRY)
+    found.sort(key=lambda r: order.index(r.key) if r.key in order else len(order))
+    return [ResolvedDefense(no_defense(), "none")] + [_resolved(registry.load_record(r), r) for r in found]
 
 
 def _resolved(defense: Defense, record: DefenseRecord) -> ResolvedDefense:
@@ -171,7 +225,8 @@ def _newest_or_trained(key: str, dataset: str, ws: Workspace, *, target_fingerpr
 def _distinct_names(resolved: list[ResolvedDefense]) -> None:
     """Different files with the same stem (every run exports `arn.keras`) get their run folder's name, then
     their fingerprint, as the table label."""
-    relabels = (lambda r: f"{Path(r.path).parent.name}/{r.defense.name}", lambda r: f"{r.defense.name}@{r.tag[:8]}")
+    relabels = (lambda r: str(r.record.get("label") or r.defense.name),
+                lambda r: f"{Path(r.path).parent.name}/{r.defense.name}", lambda r: f"{r.defense.name}@{r.tag[:8]}")
     for label in relabels:
         names = [r.defense.name for r in resolved]
         clashing = [r for r in resolved if r.path and names.count(r.defense.name) > 1]
@@ -231,7 +286,7 @@ def _sanity_suite(spec: AttackSpec, iterations: int | None, resolved: ResolvedDe
     large = {"eps": LARGE_EPS, "steps": LARGE_EPS_STEPS, "step_size": 2.5 * LARGE_EPS / LARGE_EPS_STEPS}
     checks.append(sanity.large_eps_check(100.0 - defended_error("pgd_n", large, am.model, am.tag),
                                          meta.num_classes, LARGE_EPS))
-    if threat == "white":
+    if threat == "white" and resolved.defense.restores:
         from arnkit.attacks.adaptive import BPDA
 
         params = with_iterations(spec, dataset, iterations)
@@ -289,23 +344,18 @@ def evaluate(
         raise ArnkitError(f"--limit {n_limit} is larger than the {meta.name} test split ({split_size}); "
                           "use --limit 0 for all of it")
     plans = {spec.label: iteration_plan(spec, meta.name, threat, iterations) for spec in specs}
-    surrogate_model, surrogate_tag = None, ""
-    if threat == "transfer":
-        from arnkit.defenses import registry
-
-        if not surrogate:
-            raise ArnkitError("the transfer threat model needs --surrogate PATH.keras: a pre-processor the attacker "
-                              "trained (e.g. `arnkit train --seed 1`, then its arn.keras)")
-        if not Path(surrogate).exists():
-            raise ArnkitError(f"surrogate {surrogate} does not exist; train one (e.g. `arnkit train --seed 1`) "
-                              "and pass its arn.keras")
-        surrogate_defense, surrogate_record = registry.load_file(surrogate, meta.name)
-        if not surrogate_defense.white_box_checks:
-            raise ArnkitError(f"surrogate {surrogate} is a robust classifier; the transfer threat model needs the "
-                              "attacker's own pre-processor (.keras)")
-        surrogate_model, surrogate_tag = surrogate_defense.model, surrogate_record.defense_fingerprint
-    elif surrogate:
+    if threat == "transfer" and not surrogate:
+        raise ArnkitError("the transfer threat model needs --surrogate: a pre-processor the attacker trained, as a "
+                          "key (apeg, hgd, arn: the newest for this target) or a .keras path (e.g. the arn.keras "
+                          "of `arnkit train --seed 1`)")
+    if surrogate and threat != "transfer":
         raise ArnkitError("--surrogate only applies to --threat-model transfer")
+    if surrogate and not Path(surrogate).exists() and str(surrogate).lower() in _classifier_keys():
+        raise ArnkitError(f"--surrogate {surrogate} is a robust classifier; the transfer threat model needs a "
+                          f"pre-processor: {', '.join(_surrogate_keys())} or a .keras path")
+    if surrogate and str(surrogate).lower() not in _surrogate_keys() and not Path(surrogate).exists():
+        raise ArnkitError(f"surrogate {surrogate} does not exist; pass a pre-processor key ({', '.join(_surrogate_keys())}) "
+                          "or the path of one (e.g. the arn.keras of `arnkit train --seed 1`)")
 
     t_seed = seed if target_seed is None else int(target_seed)
     base_target, base_record = ensure_target(meta.name, workspace=ws.root, seed=t_seed, progress=progress)
@@ -314,6 +364,8 @@ def evaluate(
                                                   progress=progress)
     else:
         classifier, target_record = base_target, base_record
+    surrogate_model, surrogate_tag = (resolve_surrogate(surrogate, meta.name, ws, base_record.fingerprint)
+                                      if surrogate else (None, ""))
     if isinstance(defenses, list | tuple) and defenses and isinstance(defenses[0], ResolvedDefense):
         resolved = list(defenses)
     else:

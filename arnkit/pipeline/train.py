@@ -77,6 +77,30 @@ def seen_pools(dataset: str, seen: list[str], *, pool_size: int, seed: int, work
     return np.stack(pools, axis=1), x_train[indices], paths
 
 
+def train(dataset: str = "mnist", defense: str = "arn", *, seed: int = 0, workspace: str | Path | None = None,
+          progress: Progress | None = None, **options: Any) -> dict[str, Any]:
+    """`arnkit train`: any registry recipe (ARN by default) with its own defaults. `options` are the recipe's
+    (`DefenseRecipe.options`); None means "not given". One that does not apply to the recipe is refused in one
+    line, with the command-line flags it does take, before any work starts."""
+    from arnkit.defenses import registry
+
+    recipe = registry.get(defense)
+    given = {name: value for name, value in options.items() if value is not None}
+    misplaced = sorted(set(given) - set(recipe.options))
+    if misplaced:
+        def flags(names: Any) -> str:
+            return ", ".join("--" + name.replace("_", "-") for name in names)
+        takes = [name for name in recipe.options if name in CLI_OPTIONS]
+        raise ArnkitError(f"{flags(misplaced)} do not apply to --defense {recipe.key}; it takes {flags(takes)}")
+    return recipe.train(dataset, workspace=workspace, seed=seed, progress=progress, **given).to_dict()
+
+
+# The recipe options `arnkit train` exposes as flags (the rest are for library callers and benchmarks).
+CLI_OPTIONS = ("seen", "steps", "width", "objective", "batch_size", "pool_size", "ablate", "strategy", "resume",
+               "learning_rate", "lr_schedule", "guide_weight", "eval_limit", "tensorboard", "epochs", "eps",
+               "attack_steps", "train_limit", "roa", "guide_layer")
+
+
 def train_defense(
     dataset: str = "mnist",
     seen: str | list[str] | None = None,
@@ -214,7 +238,7 @@ def train_defense(
                                            workspace=ws.root, progress=progress, fingerprint=fingerprint)
     phases["report"] = time.perf_counter() - clock
     record = {
-        "key": "arn", "kind": "preprocessor", "dataset": meta.name, "seen": keys,
+        "key": "arn", "kind": "preprocessor", "label": f"arn_{'+'.join(keys)}", "dataset": meta.name, "seen": keys,
         "options": {"ablate": sorted(ablate), "width": width, "objective": objective, "steps": n_steps}, "steps": n_steps, "resumed_from": start_step, "width": width,
         "objective": objective, "ablate": list(ablate), "strategy": strategy, "batch_size": batch_size,
         "pool_size": int(len(x_nat)), "pools": pool_paths, "defense_path": str(defense_path),

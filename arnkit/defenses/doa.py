@@ -1,0 +1,76 @@
+"""DOA, Defending against Occlusion Attacks (Wu, Tong & Vorobeychik, ICLR 2020, arXiv:1909.09552): the target
+fine-tuned on ROA examples of its current weights, so the robust classifier is the defense. Each batch's
+examples come from `arnkit.attacks.roa`: a rectangle placed where the input gradient is largest (the top
+`candidates` windows, then the exhaustive test among them), then signed-gradient steps inside it.
+
+    record = registry.get("doa").train("lisa", workspace=ws, roa="9x5")   # or `arnkit train --defense doa --roa 9x5`
+
+The paper's LISA and MNIST rows use 7x7 (the default) and 9x5; `roa` is "HxW", rows by columns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arnkit import data, presets
+from arnkit.errors import ArnkitError
+from arnkit.progress import Progress
+
+SEEN = ("roa",)
+
+
+def parse_rectangle(roa: str | tuple[int, int] | None, shape: tuple[int, ...], default: tuple[int, int]
+                    ) -> tuple[int, int]:
+    """(height, width) from "HxW", checked against the image shape in one line."""
+    if roa is None:
+        size = tuple(default)
+    elif isinstance(roa, str):
+        parts = roa.lower().replace(" ", "").split("x")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ArnkitError(f"--roa takes HxW in pixels, e.g. 7x7 or 9x5; got '{roa}'")
+        size = (int(parts[0]), int(parts[1]))
+    else:
+        size = tuple(int(v) for v in roa)
+    if len(size) != 2 or min(size) < 1:
+        raise ArnkitError(f"--roa takes HxW with both sides >= 1, got {roa}")
+    if size[0] > shape[0] or size[1] > shape[1]:
+        raise ArnkitError(f"--roa {size[0]}x{size[1]} does not fit {shape[0]}x{shape[1]} images; pass a smaller "
+                          "rectangle, e.g. --roa 7x7")
+    return size  # type: ignore[return-value]
+
+
+def train_doa(dataset: str = "mnist", *, roa: str | tuple[int, int] | None = None, epochs: int | None = None,
+              attack_steps: int | None = None, train_limit: int = 0, eval_limit: int = 1000, resume: bool = True,
+              seed: int = 0, workspace: str | Path | None = None, progress: Progress | None = None
+              ) -> dict[str, Any]:
+    """Fine-tune the workspace target on ROA examples (DOA); export it; return the run record. Defaults come
+    from `arnkit.presets` (`doa`); `attack_steps` are the signed steps inside the rectangle."""
+    import tensorflow as tf
+
+    from arnkit.attacks.roa import ROA
+    from arnkit.defenses.classifier_training import fine_tune_target
+
+    meta = data.info(dataset)
+    preset = presets.get(meta.name).doa
+    height, width = parse_rectangle(roa, tuple(meta.shape), preset.roa)
+    n_epochs = preset.recipe.epochs if epochs is None else int(epochs)
+    n_steps = preset.attack_steps if attack_steps is None else int(attack_steps)
+    if n_steps < 1:
+        raise ArnkitError(f"DOA needs steps >= 1 inside the rectangle, got {n_steps}")
+    attack = ROA(width=width, height=height, stride=preset.stride, search="gradient", candidates=preset.candidates,
+                 steps=n_steps, step_size=preset.step_size, targeted=False)
+
+    def craft(model: Any, xb: np.ndarray, yb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return attack.run(model, tf.constant(xb), tf.constant(yb.astype(np.int64)), None)
+
+    options = {"roa": f"{height}x{width}", "epochs": n_epochs, "attack_steps": n_steps, "stride": preset.stride,
+               "candidates": preset.candidates, "step_size": preset.step_size, "train_limit": int(train_limit),
+               "recipe": preset.recipe.to_dict()}
+    return fine_tune_target("doa", meta.name, craft, recipe=preset.recipe, epochs=n_epochs, options=options,
+                            seen=list(SEEN), title=f"DOA on {meta.name} (ROA {height}x{width})",
+                            label=f"doa_{height}x{width}",
+                            train_limit=train_limit, eval_limit=eval_limit, resume=resume, seed=seed,
+                            workspace=workspace, progress=progress)
