@@ -147,3 +147,29 @@ def test_train_cli_refuses_flags_of_another_recipe_and_lists_the_registry(tmp_pa
     assert set(rows) == {"arn", "at_pgd", "doa", "apeg", "hgd"}
     assert rows["apeg"]["kind"] == "preprocessor" and rows["doa"]["kind"] == "classifier"
     assert rows["hgd"]["defaults"]["seen"] == ["ap1", "ap2"] and rows["at_pgd"]["defaults"]["eps"] == pytest.approx(8 / 255)
+
+
+@pytest.mark.parametrize("key", ["apeg", "hgd"])
+def test_preprocessor_baseline_resumes_to_the_same_weights(tmp_path, monkeypatch, key):
+    """Stopped right after its first checkpoint, then resumed: the weights of an uninterrupted run."""
+    import arnkit.defenses.pair_training as loop
+    from arnkit.io import load_model
+
+    train = apeg.train_apeg if key == "apeg" else hgd.train_hgd
+    fast = {"steps": 4, "checkpoint_every": 2, "width": 4, "batch_size": 16, "pool_size": 32, "eval_limit": 16}
+    whole = train("synthetic", workspace=tmp_path / "a", **fast)
+    real_save = loop._save
+
+    def save_then_stop(variables, path, step):
+        real_save(variables, path, step)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train("synthetic", workspace=tmp_path / "b", **fast)
+    monkeypatch.setattr(loop, "_save", real_save)
+    resumed = train("synthetic", workspace=tmp_path / "b", **fast)
+    assert resumed["resumed_from"] == 2 and whole["resumed_from"] == 0
+    a, b = load_model(whole["defense_path"]), load_model(resumed["defense_path"])
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)

@@ -92,8 +92,9 @@ def build_trainer(meta: Any, target: Any, seed: int, *, width: int, learning_rat
 
 def train_apeg(dataset: str = "mnist", *, seen: str | list[str] | None = None, steps: int | None = None,
                batch_size: int | None = None, width: int | str | None = None, learning_rate: float | None = None,
-               pool_size: int | None = None, resume: bool = True, eval_limit: int = 1000, seed: int = 0,
-               workspace: str | Path | None = None, progress: Progress | None = None) -> dict[str, Any]:
+               pool_size: int | None = None, checkpoint_every: int = 250, resume: bool = True,
+               eval_limit: int = 1000, seed: int = 0, workspace: str | Path | None = None,
+               progress: Progress | None = None) -> dict[str, Any]:
     """Train APE-GAN on the seen pools (defaults: `arnkit.presets`, `apeg`); export G; return the record."""
     preset = presets.get(dataset).apeg
     width = channels(width, preset.width, "APE-GAN")
@@ -108,5 +109,6 @@ def train_apeg(dataset: str = "mnist", *, seen: str | list[str] | None = None, s
                "adversarial_weight": ADVERSARIAL_WEIGHT}
     return train_pair_defense("apeg", dataset, build, seen=seen, steps=preset.steps if steps is None else steps,
                               batch_size=preset.batch_size if batch_size is None else batch_size,
-                              pool_size=pool_size, options=options, resume=resume, eval_limit=eval_limit,
+                              pool_size=pool_size, options=options, checkpoint_every=checkpoint_every,
+                              resume=resume, eval_limit=eval_limit,
                               seed=seed, workspace=workspace, progress=progress)

@@ -94,8 +94,8 @@ def build_trainer(meta: Any, target: Any, seed: int, *, width: int, learning_rat
 
 def train_hgd(dataset: str = "mnist", *, seen: str | list[str] | None = None, steps: int | None = None,
               batch_size: int | None = None, width: int | str | None = None, learning_rate: float | None = None,
-              guide_layer: str = LOGITS, pool_size: int | None = None, resume: bool = True, eval_limit: int = 1000,
-              seed: int = 0, workspace: str | Path | None = None, progress: Progress | None = None
+              guide_layer: str = LOGITS, pool_size: int | None = None, checkpoint_every: int = 250,
+              resume: bool = True, eval_limit: int = 1000, seed: int = 0, workspace: str | Path | None = None, progress: Progress | None = None
               ) -> dict[str, Any]:
     """Train HGD on the seen pools (defaults: `arnkit.presets`, `hgd`); `guide_layer` is "logits" (LGD) or a layer
     name of the target (FGD). Export the denoiser; return the record."""
@@ -111,5 +111,6 @@ def train_hgd(dataset: str = "mnist", *, seen: str | list[str] | None = None, st
     options = {"width": width, "learning_rate": learning_rate, "guide_layer": str(guide_layer)}
     return train_pair_defense("hgd", dataset, build, seen=seen, steps=preset.steps if steps is None else steps,
                               batch_size=preset.batch_size if batch_size is None else batch_size,
-                              pool_size=pool_size, options=options, resume=resume, eval_limit=eval_limit,
+                              pool_size=pool_size, options=options, checkpoint_every=checkpoint_every,
+                              resume=resume, eval_limit=eval_limit,
                               seed=seed, workspace=workspace, progress=progress)
