@@ -5,7 +5,8 @@
 # Table 1+2 (gray box; --defense all = NONE and every trained defense, side by side): the fast attacks on
 # LIMIT images, the slow ones (AA, JSMA, STA, FWA) on SLOW_LIMIT. The robust classifiers (AT_PGD, DOA) are
 # attacked directly, so each of their columns costs as much as the NONE column.
-# Table 3: white-box PGD_T (ITE-40, eps .3 and .5) on APE-G, HGD and ARN themselves, and the gray-box rows:
+# Table 3: white-box PGD_T (ITE-40, eps .3 and .5) on APE-G, HGD and ARN themselves, white CW on APE-G and DDN on
+# HGD, and the gray-box rows:
 # crafted through APE-G+L or HGD+L (transfer), scored on ARN. Table 4: BPDA (P+B, ITE-40 and 100) on APE-G and ARN.
 set -euo pipefail
 WS=${1:?workspace}
@@ -15,8 +16,14 @@ ARNKIT=${ARNKIT:-arnkit}
 run() { echo "== arnkit evaluate $*" >&2; /usr/bin/time -f "%e s wall" "$ARNKIT" evaluate --workspace "$WS" "$@"; }
 run --limit "$LIMIT" --defense all --attack pgd_n,pgd_t,cw_n,ddn_n,pgd_n@0.4
 run --limit "$SLOW" --defense all --attack aa_n,jsma_t,aa_n@0.4,sta_n,sta_t,fwa_n,fwa_n@0.4
-run --limit "$LIMIT" --defense apeg,hgd,arn --attack pgd_t,pgd_t@0.5 --threat-model white --iterations 40
-run --limit "$LIMIT" --defense arn --attack pgd_t,pgd_t@0.5,cw_n --threat-model transfer --surrogate apeg
-run --limit "$LIMIT" --defense arn --attack pgd_t,pgd_t@0.5,ddn_n --threat-model transfer --surrogate hgd
-run --limit "$LIMIT" --defense apeg,arn --attack pgd_n --threat-model bpda
+# The PP runs by path: `--defense arn` means the newest ARN, which is ARN_DP once both are trained.
+pp() { ls "$WS"/defenses/mnist-"$1"-pgd_n-pgd_t-*.d/"$1".keras | head -1; }
+APEG=$(pp apeg); HGD=$(pp hgd); ARN=$(pp arn)
+run --limit "$LIMIT" --defense "$APEG,$HGD,$ARN" --attack pgd_t,pgd_t@0.5 --threat-model white --iterations 40
+run --limit "$LIMIT" --defense "$APEG" --attack cw_n --threat-model white
+run --limit "$LIMIT" --defense "$HGD" --attack ddn_n --threat-model white
+run --limit "$LIMIT" --defense "$ARN" --attack pgd_t,pgd_t@0.5,cw_n --threat-model transfer --surrogate "$APEG"
+run --limit "$LIMIT" --defense "$ARN" --attack pgd_t,pgd_t@0.5,ddn_n --threat-model transfer --surrogate "$HGD"
+run --limit "$LIMIT" --defense "$APEG,$ARN" --attack pgd_n --threat-model bpda
+python "$(dirname "$0")/baselines_tables.py" "$WS"
 "$ARNKIT" report --workspace "$WS"
