@@ -49,7 +49,8 @@ class ARNPreset:
 @dataclass(frozen=True)
 class AdversarialTrainingPreset:
     """AT_PGD (Madry et al. 2018) as arnkit runs it: fine-tune the workspace target on PGD examples crafted
-    against its current weights, with `recipe`'s optimizer. eps / attack_steps / step_size: the PGD_N of the pools."""
+    against its current weights, with `recipe`'s optimizer. eps / attack_steps / step_size: the training attack
+    (random start in the eps-ball, then `attack_steps` signed steps of `step_size`)."""
 
     recipe: TargetRecipe
     eps: float
@@ -98,8 +99,11 @@ class DatasetPreset:
 
 
 _MNIST_WEIGHTS = (0.1, 0.01, 0.1)
-# Madry et al.'s MNIST attack (eps .3, 40 steps of .01); 8/255 in 10 steps of 2/255 on 32x32 colour images.
-_AT_MNIST = AdversarialTrainingPreset(TargetRecipe(epochs=3, learning_rate=5e-4), 0.3, 40, 0.01)
+# MNIST: eps .3 in 10 steps of .04 (the .4 of total travel of Madry's 40 x .01) for 4 epochs: in about the time of
+# Madry's PGD-40 for 3 epochs it ends more robust (PGD-40 error 45.1 vs 54.0) and more accurate (clean 4.6 vs 5.5);
+# FGSM with a random start overfits catastrophically (docs/benchmarks.md, "AT_PGD's schedule").
+# 32x32 colour images: 8/255 in 10 steps of 2/255.
+_AT_MNIST = AdversarialTrainingPreset(TargetRecipe(epochs=4, learning_rate=5e-4), 0.3, 10, 0.04)
 _AT_COLOUR = AdversarialTrainingPreset(TargetRecipe(epochs=10, optimizer="sgd", learning_rate=0.01, batch_size=64,
                                                     momentum=0.9), 8 / 255, 10, 2 / 255)
 _LARGE_WEIGHTS = (100.0, 10.0, 100.0)  # CIFAR-10 and LISA
