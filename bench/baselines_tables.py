@@ -59,7 +59,9 @@ def cells(workspace: Path) -> dict[tuple[str, str], dict]:
         result = json.loads(path.read_text())
         if result.get("threat_model") != "gray":
             continue
-        names = {d["name"]: row_name(d) for d in result.get("defenses", [])}
+        # Only defenses still in the workspace: a retrained one moves its predecessor out of defenses/.
+        names = {d["name"]: row_name(d) for d in result.get("defenses", [])
+                 if not d.get("path") or Path(d["path"]).exists()}
         for row in result["rows"]:
             name = names.get(row["defense"])
             old = found.get((name, row["label"]))

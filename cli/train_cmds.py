@@ -58,6 +58,7 @@ def train(
     eps: Annotated[float | None, typer.Option("--eps", help="at_pgd: the L-inf budget of its PGD.")] = None,
     attack_steps: Annotated[int | None, typer.Option(
         "--attack-steps", help="at_pgd: PGD steps per batch; doa: signed steps inside the rectangle.")] = None,
+    step_size: Annotated[float | None, typer.Option("--step-size", help="at_pgd: the size of each PGD step.")] = None,
     train_limit: Annotated[int | None, typer.Option(
         "--train-limit", help="at_pgd, doa: first N training images (0 = all).")] = None,
     roa: Annotated[str | None, typer.Option("--roa", help="doa: the rectangle, HxW pixels (7x7, or 9x5).")] = None,
@@ -78,6 +79,7 @@ def train(
                           pool_size=pool_size, ablate=tuple(ablate) if ablate else None, strategy=strategy,
                           resume=resume, learning_rate=learning_rate, lr_schedule=lr_schedule,
                           guide_weight=guide_weight, epochs=epochs, eps=eps, attack_steps=attack_steps,
+                          step_size=step_size,
                           train_limit=train_limit, roa=roa, guide_layer=guide_layer, eval_limit=eval_limit,
                           tensorboard=tensorboard or None)
     if json_out:

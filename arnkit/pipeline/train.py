@@ -98,7 +98,7 @@ def train(dataset: str = "mnist", defense: str = "arn", *, seed: int = 0, worksp
 # The recipe options `arnkit train` exposes as flags (the rest are for library callers and benchmarks).
 CLI_OPTIONS = ("seen", "steps", "width", "objective", "batch_size", "pool_size", "ablate", "strategy", "resume",
                "learning_rate", "lr_schedule", "guide_weight", "eval_limit", "tensorboard", "epochs", "eps",
-               "attack_steps", "train_limit", "roa", "guide_layer")
+               "attack_steps", "step_size", "train_limit", "roa", "guide_layer")
 
 
 def train_defense(
