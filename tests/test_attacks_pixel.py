@@ -1,4 +1,4 @@
-"""Pixel-constrained attacks: FGSM, PGD (L-inf), Carlini-Wagner L2, DDN (L2).
+"""Pixel-constrained attacks: FGSM, PGD, MIM (L-inf), Carlini-Wagner L2, DDN (L2).
 
 Small models from conftest: `tiny_classifier` on the 4-class synthetic set, `mnist_tiny` (a small LeNet on real
 MNIST). Reduced step counts keep the file fast; the full paper settings run behind `-m slow`.
@@ -15,6 +15,7 @@ from arnkit.attacks import cw as cw_module
 from arnkit.attacks.base import norms
 from arnkit.attacks.cw import ARN_MNIST, CarliniWagnerL2, _update_constants
 from arnkit.attacks.ddn import DDN
+from arnkit.attacks.mim import MIM
 from arnkit.attacks.pgd import FGSM, PGD
 from arnkit.errors import ArnkitError
 
@@ -94,7 +95,7 @@ def test_bad_arguments_are_rejected():
         attacks.make("pgd_n", epsilon=0.3)
 
 
-@pytest.mark.parametrize("attack", [PGD(eps=0.0), FGSM(eps=0.0), PGD(eps=0.0, targeted=True)])
+@pytest.mark.parametrize("attack", [PGD(eps=0.0), FGSM(eps=0.0), PGD(eps=0.0, targeted=True), MIM(eps=0.0)])
 def test_zero_eps_is_identity(synthetic, attack):
     model, x, y = synthetic
     np.testing.assert_array_equal(attack(model, x, y, seed=3).x_adv, x)
@@ -167,6 +168,35 @@ def test_fgsm_matches_cleverhans(mnist):
     theirs = fast_gradient_method(model, tf.constant(x), 0.2, np.inf, clip_min=0.0, clip_max=1.0,
                                   y=tf.constant(y)).numpy()
     np.testing.assert_allclose(ours.x_adv, theirs, atol=1e-5)
+
+
+def test_mim_fools_an_undefended_model(mnist):
+    """MIM at MNIST's eps .3 (the paper's 10 steps of eps/10, decay 1) fools the tiny model on most digits."""
+    model, x, y = mnist
+    mim = attacks.make("mim_n", dataset="mnist")
+    assert (mim.eps, mim.steps, mim.step_size, mim.decay) == pytest.approx((0.3, 10, 0.03, 1.0))
+    result = mim(model, x, y, seed=0)
+    assert result.success_rate >= 0.9, result.success_rate
+    assert norms(x, result.x_adv)["linf"].max() <= 0.3 + 1e-6
+    hit = attacks.make("mim_t", dataset="mnist")(model, x, y, seed=0)
+    assert np.all(hit.target != y) and hit.success_rate >= 0.7, hit.success_rate
+
+
+def test_mim_is_cleverhans_per_batch(mnist):
+    """Batching changes nothing: MIM's gradient normalization is per example. step_size follows eps/steps."""
+    from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_method
+
+    model, x, y = mnist
+    x, y = x[:40], y[:40]
+    ours = MIM(eps=0.2, steps=5, decay=0.5, batch_size=16)(model, x, y).x_adv
+    theirs = momentum_iterative_method(model, tf.constant(x), eps=0.2, eps_iter=0.04, nb_iter=5, norm=np.inf,
+                                       clip_min=0.0, clip_max=1.0, y=tf.constant(y), decay_factor=0.5).numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    assert MIM(eps=0.4, steps=8).step_size == pytest.approx(0.05)
+    with pytest.raises(ArnkitError, match="steps"):
+        MIM(steps=0)
+    with pytest.raises(ArnkitError, match="decay"):
+        MIM(decay=-1.0)
 
 
 def test_cw_finds_small_l2_perturbations(mnist):

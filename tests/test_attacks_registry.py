@@ -13,6 +13,8 @@ FAST = {
     "fgsm": ({}, 0.5),
     "pgd_n": ({"steps": 10, "step_size": 0.05}, 0.9),
     "pgd_t": ({"steps": 10, "step_size": 0.05}, 0.8),
+    "mim_n": ({}, 0.9),
+    "mim_t": ({}, 0.8),
     "cw_n": ({"steps": 60, "binary_search_steps": 2, "learning_rate": 0.05}, 0.8),
     "ddn_n": ({"steps": 30}, 0.8),
     "jsma_t": ({"gamma": 0.3}, 0.5),
@@ -28,6 +30,23 @@ FAST = {
     "roa": ({"steps": 10}, 0.2),
 }
 N = 32
+# Fewer steps still: test_a_call_depends_only_on_its_arguments makes five calls (FAST where absent).
+CHEAP = {
+    "pgd_n": {"steps": 3, "step_size": 0.05},
+    "pgd_t": {"steps": 3, "step_size": 0.05},
+    "mim_n": {"steps": 3},
+    "mim_t": {"steps": 3},
+    "cw_n": {"steps": 2, "binary_search_steps": 1},
+    "ddn_n": {"steps": 2},
+    "jsma_t": {"gamma": 0.02},
+    "aa_n": {"apgd_iter": 3, "fab_iter": 2, "square_queries": 10, "n_target_classes": 2},
+    "sta_n": {"steps": 2, "search_steps": 1},
+    "sta_t": {"steps": 2, "search_steps": 1},
+    "fwa_n": {"steps": 2, "eps": 0.5},
+    "rp2": {"steps": 2},
+    **{f"ap{i}": {"steps": 3} for i in range(1, 5)},
+    "roa": {"steps": 1, "stride": 6},
+}
 
 
 def test_every_registered_attack_has_a_case():
@@ -69,6 +88,33 @@ def test_attack_contract(key, tiny_classifier, batch):
         np.testing.assert_array_equal(result.success, pred != y)
     assert result.success_rate >= floor, f"{key}: success {result.success_rate:.2f} below floor {floor}"
     assert repr(attack).startswith(type(attack).__name__ + "(")
+
+
+@pytest.mark.parametrize("key", sorted(FAST))
+def test_a_call_depends_only_on_its_arguments(key, tiny_classifier, batch):
+    """Calls on a used object give what fresh objects give, even overlapping ones. Call B starts inside call A
+    (from its progress callback, as a second thread sharing the object would), then A runs again: a seed or
+    batch counter kept on the attack would give A's later batches B's random stream."""
+    x, y = batch
+    x1, y1, x2, y2 = x[:6], y[:6], x[6:10], y[6:10]  # batches of 2: A has three, B two
+
+    def make():
+        return attacks.make(key, dataset="mnist", **{**CHEAP.get(key, FAST[key][0]), "batch_size": 2})
+
+    shared = make()
+    fresh_a = shared(tiny_classifier, x1, y1, seed=1).x_adv  # its first call: what a fresh object gives
+    fresh_b = make()(tiny_classifier, x2, y2, seed=2).x_adv
+    inner = []
+
+    def start_b(_n):
+        if not inner:  # after A's first batch
+            inner.append(shared(tiny_classifier, x2, y2, seed=2).x_adv)
+
+    first_a = shared(tiny_classifier, x1, y1, seed=1, on_batch=start_b).x_adv
+    again_a = shared(tiny_classifier, x1, y1, seed=1).x_adv
+    np.testing.assert_array_equal(first_a, fresh_a)
+    np.testing.assert_array_equal(inner[0], fresh_b)
+    np.testing.assert_array_equal(again_a, fresh_a)
 
 
 @pytest.mark.parametrize("key", [k for k in sorted(FAST) if "eps" in attacks.make(k, **FAST[k][0]).params()])

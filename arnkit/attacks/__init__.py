@@ -37,6 +37,8 @@ _ENTRIES = [
     AttackEntry("fgsm", "pgd", "FGSM", {}, "FGSM, L-inf, untargeted"),
     AttackEntry("pgd_n", "pgd", "PGD", {"targeted": False}, "PGD, L-inf, untargeted (Madry et al. 2018)"),
     AttackEntry("pgd_t", "pgd", "PGD", {"targeted": True}, "PGD, L-inf, targeted (seeded random target)"),
+    AttackEntry("mim_n", "mim", "MIM", {"targeted": False}, "momentum iterative FGSM, L-inf, untargeted"),
+    AttackEntry("mim_t", "mim", "MIM", {"targeted": True}, "momentum iterative FGSM, L-inf, targeted"),
     AttackEntry("cw_n", "cw", "CarliniWagnerL2", {"targeted": False}, "Carlini-Wagner L2, untargeted"),
     AttackEntry("ddn_n", "ddn", "DDN", {"targeted": False}, "Decoupled Direction and Norm L2 (Rony et al. 2019)"),
     AttackEntry("jsma_t", "jsma", "JSMA", {"targeted": True}, "Jacobian saliency map L0, targeted (Papernot 2016)"),

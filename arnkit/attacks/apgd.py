@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from arnkit.attacks.base import Attack, AttackResult
+from arnkit.attacks.base import Attack
 from arnkit.errors import ArnkitError
 
 EPS_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -86,20 +86,9 @@ def stateless_seed(seed: int, salt: int) -> tf.Tensor:
     return tf.constant([int(seed), int(salt)], dtype=tf.int64)
 
 
-class BatchSeeds:
-    """Random draws differ between batches of one call but repeat between calls with the same seed."""
-
-    _seed: int = 0
-    _batch_index: int = 0
-
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0, **kwargs: Any) -> AttackResult:
-        self._batch_index = 0
-        return super().__call__(model, x, y, target=target, seed=seed, **kwargs)  # type: ignore[misc]
-
-    def next_salt(self) -> int:
-        salt = self._batch_index * 1_000_003
-        self._batch_index += 1
-        return salt
+def batch_salt(batch: int) -> int:
+    """The salt of batch `batch` of a call: random draws differ between batches, repeat between calls."""
+    return int(batch) * 1_000_003
 
 
 def solve_unsolved(x_adv: tf.Tensor, solved: np.ndarray, attack_subset) -> tuple[tf.Tensor, np.ndarray]:
@@ -267,7 +256,7 @@ def apgd_loop(model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor, x_start
     return tf.where(tf.reshape(final["found"], per_row), final["x_found"], final["x_max"])
 
 
-class _APGDBase(BatchSeeds, Attack):
+class _APGDBase(Attack):
     distance: ClassVar[str] = "linf"
     has_eps: ClassVar[bool] = True
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = EPS_DEFAULTS
@@ -329,9 +318,9 @@ class APGD(_APGDBase):
         x_adv, _ = self._restarts(model, x, y, labels, loss_name, hit_target, seed, salt, x, solved)
         return x_adv
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
-        return self.perturb(model, x, y, target if self.targeted else None, seed=self._seed,
-                            salt=self.next_salt())
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
+        return self.perturb(model, x, y, target if self.targeted else None, seed=seed, salt=batch_salt(batch))
 
 
 class APGDT(_APGDBase):
@@ -371,6 +360,6 @@ class APGDT(_APGDBase):
                                            salt + 100 * rank, x_adv, solved)
         return x_adv
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
-        return self.perturb(model, x, y, target if self.targeted else None, seed=self._seed,
-                            salt=self.next_salt())
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
+        return self.perturb(model, x, y, target if self.targeted else None, seed=seed, salt=batch_salt(batch))

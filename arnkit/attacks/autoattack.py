@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from arnkit.attacks.apgd import APGD, APGDT, EPS_DEFAULTS, BatchSeeds, ball_box, check_count, check_eps
+from arnkit.attacks.apgd import APGD, APGDT, EPS_DEFAULTS, ball_box, batch_salt, check_count, check_eps
 from arnkit.attacks.base import Attack
 from arnkit.attacks.fab import FABT
 from arnkit.attacks.square import Square
@@ -38,7 +38,7 @@ from arnkit.errors import ArnkitError
 COMPONENTS = ("apgd-ce", "apgd-t", "fab-t", "square")
 
 
-class AutoAttack(BatchSeeds, Attack):
+class AutoAttack(Attack):
     """The standard AutoAttack ensemble (APGD-CE, APGD-T, FAB-T, Square), L-inf, untargeted."""
 
     name: ClassVar[str] = "autoattack"
@@ -77,8 +77,9 @@ class AutoAttack(BatchSeeds, Attack):
         }
         return super().__call__(model, x, y, target=target, seed=seed, **kwargs)
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
-        salt = self.next_salt()
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
+        salt = batch_salt(batch)  # every component draws from the call's seed and this batch's salt
         pred = tf.argmax(model(x, training=False), axis=-1, output_type=y.dtype)
         robust = tf.equal(pred, y).numpy()
         self._tally("clean", len(robust), int((~robust).sum()), 0.0)
@@ -92,7 +93,7 @@ class AutoAttack(BatchSeeds, Attack):
                 break
             start = time.perf_counter()
             xs, ys = tf.gather(x, idx), tf.gather(y, idx)
-            adv = self._components[name].perturb(model, xs, ys, None, seed=self._seed, salt=salt)
+            adv = self._components[name].perturb(model, xs, ys, None, seed=seed, salt=salt)
             # Score each component's output under the threat model itself: a point counts only inside the ball.
             adv = tf.clip_by_value(adv, tf.gather(lower, idx), tf.gather(upper, idx))
             fooled = tf.not_equal(tf.argmax(model(adv, training=False), axis=-1, output_type=y.dtype), ys).numpy()

@@ -88,8 +88,11 @@ def num_classes_of(model: Any, x_probe: np.ndarray) -> int:
 class Attack:
     """Base class. Subclasses set the class attributes and implement `run`.
 
-    `run(model, x, y, target)` gets one batch as tf tensors (target is None for untargeted attacks) and
-    returns the adversarial batch; the base class clips it to [0,1] and scores it.
+    `run(model, x, y, target, seed=..., batch=...)` gets one batch as tf tensors (target is None for
+    untargeted attacks), the call's `seed` and the batch's index within the call (0, 1, ...), and returns the
+    adversarial batch; the base class clips it to [0,1] and scores it. Per-call state travels as arguments,
+    never on `self`, so a call's output depends only on its arguments and one instance can serve overlapping
+    calls (after Foolbox 3's `run`).
     """
 
     name: ClassVar[str] = "attack"
@@ -131,7 +134,8 @@ class Attack:
         return f"{type(self).__name__}({args})"
 
     # -- the contract ----------------------------------------------------------------------------------
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         raise NotImplementedError
 
     def project(self, x: tf.Tensor, x_adv: tf.Tensor) -> tf.Tensor:
@@ -157,17 +161,18 @@ class Attack:
                     raise ArnkitError(f"targets must have shape {y_np.shape}, got {t_np.shape}")
                 if np.any(t_np == y_np):
                     raise ArnkitError("some targets equal the true label; a targeted attack needs a different class")
-        # Attacks draw randomness with stateless ops seeded from self._seed (tf.random.set_seed would
+        # Attacks draw randomness with stateless ops seeded from (seed, batch) (tf.random.set_seed would
         # also clear every cached tf.function: ~0.7 s per call).
-        self._seed = int(seed)
+        seed = int(seed)
         outs, preds = [], []
-        for start in range(0, len(x_np), self.batch_size):
+        for batch, start in enumerate(range(0, len(x_np), self.batch_size)):
             sl = slice(start, start + self.batch_size)
             xb = tf.constant(x_np[sl])
             yb = tf.constant(y_np[sl])
             tb = None if t_np is None else tf.constant(t_np[sl])
             with fast_input_gradients():
-                adv = tf.convert_to_tensor(self.run(model, xb, yb, tb), dtype=tf.float32)
+                adv = self.run(model, xb, yb, tb, seed=seed, batch=batch)
+            adv = tf.convert_to_tensor(adv, dtype=tf.float32)
             adv = tf.clip_by_value(self.project(xb, adv), 0.0, 1.0)
             outs.append(adv.numpy())
             preds.append(np.argmax(np.asarray(model(adv, training=False)), axis=-1))

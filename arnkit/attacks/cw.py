@@ -199,7 +199,8 @@ class CarliniWagnerL2(Attack):
         self.binary_search_steps = int(binary_search_steps)
         self.abort_early = bool(abort_early)
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         labels = target if self.targeted else y
         n = int(x.shape[0])
         const = np.full(n, self.initial_const, np.float32)

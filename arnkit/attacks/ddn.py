@@ -131,17 +131,18 @@ class DDN(Attack):
         self.quantize = bool(quantize)
         self.levels = int(levels)
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         labels = target if self.targeted else y
         n = int(x.shape[0])
         state = (tf.zeros_like(x), tf.fill([n], tf.constant(self.init_norm, tf.float32)),
                  tf.fill([n], tf.constant(np.inf, tf.float32)), tf.zeros_like(x))
         hyper = tuple(tf.constant(v, tf.float32) for v in
                       (self.gamma, self.step_size, self.min_step_size, float(self.levels)))
-        seed = tf.constant(getattr(self, "_seed", 0), tf.int64)
+        draw = tf.constant(seed, tf.int64)  # seeded per call, not per batch (as ever: cached sets stay valid)
         for start in range(0, self.steps, _STEPS_PER_GRAPH):
-            state = _ddn_steps(model, x, labels, state, tf.constant(start), tf.constant(self.steps), hyper, seed,
-                               min(_STEPS_PER_GRAPH, self.steps - start), self.targeted, self.quantize)
+            state = _ddn_steps(model, x, labels, state, tf.constant(start), tf.constant(self.steps), hyper,
+                               draw, min(_STEPS_PER_GRAPH, self.steps - start), self.targeted, self.quantize)
         delta, _, best_l2, best_delta = state
         # The last update has not been scored yet.
         improved = tf.logical_and(_is_adversarial(model, x + delta, labels, self.targeted), _l2(delta) < best_l2)

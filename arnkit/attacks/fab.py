@@ -31,8 +31,8 @@ import tensorflow as tf
 
 from arnkit.attacks.apgd import (
     EPS_DEFAULTS,
-    BatchSeeds,
     ball_box,
+    batch_salt,
     check_count,
     check_eps,
     is_success,
@@ -114,7 +114,7 @@ def fab_targeted_loop(model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor,
     return tf.reshape(best, to_image), best_norm
 
 
-class FABT(BatchSeeds, Attack):
+class FABT(Attack):
     """FAB-T, L-inf: the closest boundary crossing toward each of the top-ranked other classes in turn."""
 
     name: ClassVar[str] = "fab_t"
@@ -170,6 +170,6 @@ class FABT(BatchSeeds, Attack):
             x_adv, solved = self._toward(model, x, y, ranked_target(logits, rank), False, x_adv, solved)
         return x_adv
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
-        return self.perturb(model, x, y, target if self.targeted else None, seed=self._seed,
-                            salt=self.next_salt())
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
+        return self.perturb(model, x, y, target if self.targeted else None, seed=seed, salt=batch_salt(batch))

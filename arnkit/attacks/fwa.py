@@ -178,7 +178,8 @@ class FWA(Attack):
         self.last_norms = {"wasserstein": ratio, "transport_cost": cost}
         return result
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         labels = tf.cast(target if self.targeted else y, tf.int32)
         mass = tf.reduce_sum(x, axis=[1, 2, 3])
         self._batch_mass.append(mass.numpy())

@@ -155,7 +155,8 @@ class JSMA(Attack):
         """The iteration cap int(n_features * gamma / 2): each iteration changes at most two features."""
         return int(n_features * self.gamma / 2)
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         if target is None:
             raise ArnkitError("JSMA needs a target class per example")
         n = int(x.shape[0])

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import tensorflow as tf
 
-from arnkit.attacks.base import Attack, AttackResult
+from arnkit.attacks.base import Attack
 from arnkit.attacks.input_gradients import fast_input_gradients
 from arnkit.attacks.precision import check_precision, gradient_model
 from arnkit.errors import ArnkitError
@@ -128,24 +128,22 @@ class PGD(Attack):
         self.random_start = bool(random_start)
         self.restarts = int(restarts)
 
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0, **kwargs: Any) -> AttackResult:
-        self._batch_index = 0  # random starts differ between batches but repeat between calls
-        return super().__call__(model, x, y, target=target, seed=seed, **kwargs)
-
-    def _start(self, x: tf.Tensor, restart: int) -> tf.Tensor:
+    def _start(self, x: tf.Tensor, seed: int, batch: int, restart: int) -> tf.Tensor:
+        """The random start: differs between batches and restarts of a call, repeats between calls."""
         if not self.random_start or self.eps == 0.0:
             return x
-        batch = getattr(self, "_batch_index", 0)
-        seed = tf.constant([getattr(self, "_seed", 0), batch * 1_000_003 + restart], tf.int64)
-        noise = tf.random.stateless_uniform(tf.shape(x), seed, -self.eps, self.eps)
+        draw = tf.constant([seed, batch * 1_000_003 + restart], tf.int64)
+        noise = tf.random.stateless_uniform(tf.shape(x), draw, -self.eps, self.eps)
         return tf.clip_by_value(x + noise, 0.0, 1.0)
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         labels = target if self.targeted else y
         grad_model = gradient_model(model, self.precision)
         best = None
         for restart in range(self.restarts):
-            x_adv = sign_gradient_descent(grad_model, x, self._start(x, restart), labels, eps=self.eps,
+            x_start = self._start(x, seed, batch, restart)
+            x_adv = sign_gradient_descent(grad_model, x, x_start, labels, eps=self.eps,
                                           step_size=self.step_size, steps=self.steps, ascend=not self.targeted)
             if self.restarts == 1:
                 best = x_adv
@@ -159,7 +157,6 @@ class PGD(Attack):
                 take = tf.logical_and(success, tf.logical_not(done))
                 best = tf.where(take[:, None, None, None], x_adv, best)
                 done = tf.logical_or(done, success)
-        self._batch_index = getattr(self, "_batch_index", 0) + 1
         return best
 
 
@@ -183,7 +180,8 @@ class FGSM(Attack):
         self.eps = _check_eps(eps)
         self.precision = check_precision(precision)
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         labels = target if self.targeted else y
         grad_model = gradient_model(model, self.precision)
         return sign_gradient_descent(grad_model, x, x, labels, eps=self.eps, step_size=self.eps, steps=1,

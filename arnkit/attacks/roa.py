@@ -175,7 +175,8 @@ class ROA(Attack):
             out.append(self._place(model, tf.constant(x_np[sl]), tf.constant(labels[sl]), masks).numpy())
         return corners[np.concatenate(out)] if out else np.zeros((0, 2), np.int32)
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         labels = target if self.targeted else y
         _, masks = self._grid(tuple(x.shape[1:]))
         chosen = tf.gather(tf.constant(masks), self._place(model, x, labels, masks))

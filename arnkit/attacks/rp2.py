@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from arnkit.attacks.base import Attack, AttackResult
+from arnkit.attacks.base import Attack
 from arnkit.attacks.masks import make_mask, mask_spec
 from arnkit.errors import ArnkitError
 
@@ -187,23 +187,18 @@ class RP2(Attack):
         self.scale = float(scale)
         self.translation = float(translation)
 
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0,
-                 **kwargs: Any) -> AttackResult:
-        self._batch_index = 0  # transformations differ between batches but repeat between calls
-        return super().__call__(model, x, y, target=target, seed=seed, **kwargs)
-
     def mask_for(self, shape: tuple[int, int, int]) -> np.ndarray:
         """The mask this attack applies to images of shape (H, W, C)."""
         return make_mask(self.mask, shape[:2], shape[2])
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         labels = target if self.targeted else y
         mask = tf.constant(self.mask_for(tuple(x.shape[1:])))
-        batch = getattr(self, "_batch_index", 0)
-        self._batch_index = batch + 1
-        seed = tf.constant([getattr(self, "_seed", 0), batch * 1_000_003], tf.int64)
+        # transformations differ between batches of a call but repeat between calls
+        draw = tf.constant([seed, batch * 1_000_003], tf.int64)
         view_params = tf.constant([self.brightness, self.contrast, self.rotation, self.scale, self.translation],
                                   tf.float32)
         return masked_adam_loop(model, x, labels, mask, tf.constant(self.targeted), tf.constant(self.steps),
                                 tf.constant(self.lr), tf.constant(self.norm_weight),
-                                tf.constant(self.eot_samples), view_params, seed)
+                                tf.constant(self.eot_samples), view_params, draw)

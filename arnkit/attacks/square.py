@@ -25,8 +25,8 @@ import tensorflow as tf
 
 from arnkit.attacks.apgd import (
     EPS_DEFAULTS,
-    BatchSeeds,
     ball_box,
+    batch_salt,
     check_count,
     check_eps,
     is_success,
@@ -118,7 +118,7 @@ def square_steps(model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor, x_be
     return x_best, margin
 
 
-class Square(BatchSeeds, Attack):
+class Square(Attack):
     """Square attack, L-inf: score-based random search with square-shaped updates."""
 
     name: ClassVar[str] = "square"
@@ -174,6 +174,6 @@ class Square(BatchSeeds, Attack):
         x_best = tf.clip_by_value(x_best, *ball_box(x, self.eps))
         return x_best, is_success(model(x_best, training=False), y, target, hit_target).numpy()
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
-        return self.perturb(model, x, y, target if self.targeted else None, seed=self._seed,
-                            salt=self.next_salt())
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
+        return self.perturb(model, x, y, target if self.targeted else None, seed=seed, salt=batch_salt(batch))

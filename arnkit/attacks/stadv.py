@@ -97,7 +97,8 @@ class STA(Attack):
         self.last_norms = {"flow": flow.astype(np.float64)}
         return result
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         labels = target if self.targeted else y
         if self._graph is None or self._graph[0] is not model:
             self._graph = (model, self._build(model))

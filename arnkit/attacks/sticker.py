@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from arnkit.attacks.base import Attack, AttackResult
+from arnkit.attacks.base import Attack
 from arnkit.attacks.masks import make_mask, mask_spec
 from arnkit.attacks.rp2 import _is_adversarial, classification_loss
 from arnkit.errors import ArnkitError
@@ -82,20 +82,15 @@ class StickerPatch(Attack):
         self.step_size = float(step_size)
         self.random_start = bool(random_start)
 
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0,
-                 **kwargs: Any) -> AttackResult:
-        self._batch_index = 0  # random starts differ between batches but repeat between calls
-        return super().__call__(model, x, y, target=target, seed=seed, **kwargs)
-
     def mask_for(self, shape: tuple[int, int, int]) -> np.ndarray:
         """The mask this attack applies to images of shape (H, W, C)."""
         return make_mask(self.mask, shape[:2], shape[2])
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         labels = target if self.targeted else y
         mask = tf.constant(self.mask_for(tuple(x.shape[1:])))
-        batch = getattr(self, "_batch_index", 0)
-        self._batch_index = batch + 1
-        seed = tf.constant([getattr(self, "_seed", 0), batch * 1_000_003 + 7], tf.int64)
+        # random starts differ between batches of a call but repeat between calls
+        draw = tf.constant([seed, batch * 1_000_003 + 7], tf.int64)
         return masked_sign_loop(model, x, labels, mask, tf.constant(self.targeted), tf.constant(self.steps),
-                                tf.constant(self.step_size), tf.constant(self.random_start), seed)
+                                tf.constant(self.step_size), tf.constant(self.random_start), draw)

@@ -54,6 +54,7 @@ class HighConfidencePGD(Attack):
         self.steps = int(steps)
         self.step_size = float(step_size)
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None) -> tf.Tensor:
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
         return sign_gradient_descent(model, x, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
                                      ascend=True, margin_kappa=self.kappa)
