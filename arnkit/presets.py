@@ -31,6 +31,19 @@ class TargetRecipe:
 
 
 @dataclass(frozen=True)
+class AdaptivePreset:
+    """`arnkit train --adaptive`: the white-box PGD that attacks ARN while it trains (`ARNConfig.adaptive_*`).
+    share: of each batch's natural images; eps: None = the dataset's budget; step_size 0 = 2.5 * eps / steps;
+    update: which of E and G learn from the examples. docs/results-mnist.md has the measured alternatives."""
+
+    share: float = 0.5
+    steps: int = 5
+    eps: float | None = None
+    step_size: float = 0.0
+    update: str = "both"
+
+
+@dataclass(frozen=True)
 class ARNPreset:
     """`arnkit train`'s ARN defaults for the paper objective.
 
@@ -44,6 +57,7 @@ class ARNPreset:
     lr_schedule: str = "constant"
     width: str = "default"
     guide_weight: float = 0.0
+    adaptive: AdaptivePreset = AdaptivePreset()
 
 
 @dataclass(frozen=True)

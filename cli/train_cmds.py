@@ -54,6 +54,10 @@ def train(
     guide_weight: Annotated[float | None, typer.Option(
         "--guide-weight", help="arn, beyond the paper: weight of HGD's logit-guided loss on the target's logits, "
                                "added to L_E and L_G (default: 5 on MNIST, else 0; 0 = the paper).")] = None,
+    adaptive: Annotated[bool, typer.Option(
+        "--adaptive", help="arn, beyond the paper: leak the defense to white-box PGD while it trains (part of each "
+                           "batch crafted through the current pre-processor + target), for white-box "
+                           "robustness.")] = False,
     epochs: Annotated[int | None, typer.Option("--epochs", help="at_pgd, doa: fine-tuning epochs.")] = None,
     eps: Annotated[float | None, typer.Option("--eps", help="at_pgd: the L-inf budget of its PGD.")] = None,
     attack_steps: Annotated[int | None, typer.Option(
@@ -78,7 +82,7 @@ def train(
                           seen=seen, steps=steps, width=width, objective=objective, batch_size=batch_size,
                           pool_size=pool_size, ablate=tuple(ablate) if ablate else None, strategy=strategy,
                           resume=resume, learning_rate=learning_rate, lr_schedule=lr_schedule,
-                          guide_weight=guide_weight, epochs=epochs, eps=eps, attack_steps=attack_steps,
+                          guide_weight=guide_weight, adaptive=adaptive, epochs=epochs, eps=eps, attack_steps=attack_steps,
                           step_size=step_size,
                           train_limit=train_limit, roa=roa, guide_layer=guide_layer, eval_limit=eval_limit,
                           tensorboard=tensorboard or None)

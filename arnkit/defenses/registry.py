@@ -75,7 +75,7 @@ class DefenseRecipe:
 
 _ARN_OPTIONS = ("seen", "steps", "width", "objective", "batch_size", "pool_size", "ablate", "strategy",
                 "checkpoint_every", "resume", "eval_limit", "tensorboard", "learning_rate", "lr_schedule",
-                "guide_weight", "config_overrides", "on_checkpoint")
+                "guide_weight", "adaptive", "config_overrides", "on_checkpoint")
 
 _PAIR_OPTIONS = ("seen", "steps", "batch_size", "width", "learning_rate", "pool_size", "resume", "eval_limit")
 _TAKES_SEEN = ("arn", "apeg", "hgd")

@@ -86,6 +86,11 @@ def train(dataset: str = "mnist", defense: str = "arn", *, seed: int = 0, worksp
 
     recipe = registry.get(defense)
     given = {name: value for name, value in options.items() if value is not None}
+    if given.get("adaptive") is False:
+        given.pop("adaptive")  # the flag's off position applies to every recipe
+    if given.get("adaptive") and recipe.kind == "classifier":
+        raise ArnkitError(f"--adaptive leaks a pre-processor to white-box attacks while it trains; {recipe.key} is a "
+                          "robust classifier, adversarially trained on its own attacks already: drop --adaptive")
     misplaced = sorted(set(given) - set(recipe.options))
     if misplaced:
         def flags(names: Any) -> str:
@@ -98,7 +103,7 @@ def train(dataset: str = "mnist", defense: str = "arn", *, seed: int = 0, worksp
 # The recipe options `arnkit train` exposes as flags (the rest are for library callers and benchmarks).
 CLI_OPTIONS = ("seen", "steps", "width", "objective", "batch_size", "pool_size", "ablate", "strategy", "resume",
                "learning_rate", "lr_schedule", "guide_weight", "eval_limit", "tensorboard", "epochs", "eps",
-               "attack_steps", "step_size", "train_limit", "roa", "guide_layer")
+               "attack_steps", "step_size", "train_limit", "roa", "guide_layer", "adaptive")
 
 
 def train_defense(
@@ -122,6 +127,7 @@ def train_defense(
     learning_rate: float | None = None,
     lr_schedule: str | None = None,
     guide_weight: float | None = None,
+    adaptive: bool = False,
     config_overrides: dict[str, Any] | None = None,
     on_checkpoint: Callable[[int, Any], None] | None = None,
 ) -> dict[str, Any]:
@@ -131,6 +137,8 @@ def train_defense(
     `width`: a preset name; None = the dataset's preset (`arnkit.presets`).
     `guide_weight` > 0 adds the logit-guided term (beyond the paper, `ARNConfig.guide_weight`), guided by the
     workspace's target; None = the dataset's preset for the paper objective, 0 = the paper.
+    `adaptive`: beyond the paper, leak the defense to white-box PGD while it trains, with the dataset's
+    `presets.AdaptivePreset` (`ARNConfig.adaptive_*`; config_overrides may set any of them).
     `config_overrides` sets any other `ARNConfig` field (e.g. learning_rate, include_natural).
     `on_checkpoint(step, arn)` is called after each checkpoint is written (benchmarks evaluate snapshots
     there; with a constant learning rate the snapshot at step s is the run of s steps)."""
@@ -171,6 +179,12 @@ def train_defense(
         overrides["lr_schedule"] = lr_schedule
     elif paper and preset.arn.lr_schedule != "constant":
         overrides.setdefault("lr_schedule", preset.arn.lr_schedule)
+    if adaptive:
+        leak = preset.arn.adaptive
+        for name, value in (("adaptive_share", leak.share), ("adaptive_steps", leak.steps),
+                            ("adaptive_eps", meta.eps if leak.eps is None else leak.eps),
+                            ("adaptive_step_size", leak.step_size), ("adaptive_update", leak.update)):
+            overrides.setdefault(name, value)
     if overrides.get("lr_schedule", "constant") != "constant":
         # The schedule spans this run; it is part of the config, so of the run's id and its checkpoints.
         overrides.setdefault("lr_decay_steps", n_steps)
@@ -202,7 +216,7 @@ def train_defense(
     dist = make_strategy(strategy)
     with dist.scope():
         arn = ARN(image_shape=meta.shape, num_attacks=len(keys), config=config,
-                  guide=target if config.guide_weight > 0 else None)
+                  guide=target if config.guide_weight > 0 or config.adaptive else None)
         arn.compile()
     if resume and checkpoint.exists():
         arn.restore_checkpoint(checkpoint)
@@ -232,14 +246,20 @@ def train_defense(
     phases["arn"], clock = time.perf_counter() - clock, time.perf_counter()
 
     preprocessor = export_preprocessor(arn)
-    save_defense_file(preprocessor, defense_path, key="arn", kind="preprocessor", dataset=meta.name, seen=keys)
+    leak = {name.removeprefix("adaptive_"): value for name, value in config.to_dict().items()
+            if name.startswith("adaptive_")} if config.adaptive else None
+    save_defense_file(preprocessor, defense_path, key="arn", kind="preprocessor", dataset=meta.name, seen=keys,
+                      **({"adaptive": leak} if leak else {}))
     fingerprint = model_fingerprint(preprocessor)
     evaluation, report = evaluate_gray_box(meta.name, keys, preprocessor, limit=eval_limit, seed=seed,
                                            workspace=ws.root, progress=progress, fingerprint=fingerprint)
     phases["report"] = time.perf_counter() - clock
     record = {
-        "key": "arn", "kind": "preprocessor", "label": f"arn_{'+'.join(keys)}", "dataset": meta.name, "seen": keys,
-        "options": {"ablate": sorted(ablate), "width": width, "objective": objective, "steps": n_steps}, "steps": n_steps, "resumed_from": start_step, "width": width,
+        "key": "arn", "kind": "preprocessor", "label": f"arn{'_adaptive' if leak else ''}_{'+'.join(keys)}",
+        "dataset": meta.name, "seen": keys,
+        "options": {"ablate": sorted(ablate), "width": width, "objective": objective, "steps": n_steps,
+                    **({"adaptive": leak} if leak else {})},
+        "adaptive": leak, "steps": n_steps, "resumed_from": start_step, "width": width,
         "objective": objective, "ablate": list(ablate), "strategy": strategy, "batch_size": batch_size,
         "pool_size": int(len(x_nat)), "pools": pool_paths, "defense_path": str(defense_path),
         "defense_fingerprint": fingerprint, "target_fingerprint": target_record.fingerprint,

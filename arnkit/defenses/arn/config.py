@@ -27,6 +27,10 @@ from arnkit.presets import PRESETS
 
 OBJECTIVES = ("paper", "reference")
 LR_SCHEDULES = ("constant", "cosine")
+ADAPTIVE_UPDATES = ("both", "encoder", "decoder")
+# Written to the config dict (so to run ids) only for adaptive runs: runs from before the option keep their ids.
+ADAPTIVE_FIELDS = ("adaptive_share", "adaptive_steps", "adaptive_eps", "adaptive_step_size", "adaptive_update",
+                   "adaptive_guide_weight")
 
 # Section 4.1: (lambda1, lambda2, theta) per dataset, kept with the other per-dataset defaults.
 PAPER_WEIGHTS: dict[str, tuple[float, float, float]] = {name: p.arn.weights for name, p in PRESETS.items()}
@@ -74,6 +78,17 @@ class ARNConfig:
         that classifier (`ARN(..., guide=model)`); the exported pre-processor does not. Measured on MNIST
         (docs/results-mnist.md): weight 5 fixes 12 of the default ARN's 44 gray-box PGD_N failures and
         breaks none, at a small PGD_T cost; the defense is then tuned to that classifier.
+    adaptive_share: beyond the paper, opt-in (0 = the paper; `arnkit train --adaptive`). The defense is leaked to
+        the attacker while it trains (the paper's future work; JATP, Zhou et al. arXiv 2106.05453): for this
+        share of each batch's natural images, white-box PGD crafts an example against the *current*
+        pre-processor + the frozen target (`guide`), and E and G learn to restore it: L_mse to the natural image
+        plus adaptive_guide_weight * L_guide, added to L_E and L_G. D_A and D_I do not see these examples.
+    adaptive_steps / adaptive_eps / adaptive_step_size: that PGD: a random start in the L-inf eps-ball, then
+        `adaptive_steps` signed steps (step size 0 = 2.5 * eps / steps, Madry et al.'s rule), untargeted,
+        against the target's predicted label on the natural image, BatchNorm in inference mode (the deployed
+        function).
+    adaptive_update: which players learn from those examples: "both" (E and G), "encoder" or "decoder".
+    adaptive_guide_weight: weight of L_guide on the adaptive examples; None = guide_weight.
     seed: seeds the latent noise and the gradient-penalty interpolation.
     sync_batchnorm: synchronise BatchNorm statistics across replicas; None = only when the model is
         built under a multi-replica tf.distribute strategy.
@@ -97,6 +112,12 @@ class ARNConfig:
     lr_schedule: str = "constant"
     lr_decay_steps: int = 0
     guide_weight: float = 0.0
+    adaptive_share: float = 0.0
+    adaptive_steps: int = 5
+    adaptive_eps: float = 0.3
+    adaptive_step_size: float = 0.0
+    adaptive_update: str = "both"
+    adaptive_guide_weight: float | None = None
     seed: int = 0
     sync_batchnorm: bool | None = None
 
@@ -122,6 +143,37 @@ class ARNConfig:
                 f"ARN lr_schedule 'cosine' needs lr_decay_steps > 0, got {self.lr_decay_steps}; "
                 "pass the run's step count"
             )
+        self._check_adaptive()
+
+    def _check_adaptive(self) -> None:
+        if not 0.0 <= self.adaptive_share <= 1.0:  # also rejects NaN
+            raise ArnkitError(f"ARN adaptive_share must be in [0, 1], got {self.adaptive_share}; 0 turns adaptive "
+                              "training off, 1 crafts one white-box example per natural image")
+        if not self.adaptive:
+            return
+        if int(self.adaptive_steps) < 1:
+            raise ArnkitError(f"ARN adaptive_steps must be >= 1, got {self.adaptive_steps}")
+        if not self.adaptive_eps > 0 or not self.adaptive_step_size >= 0:
+            raise ArnkitError(f"ARN adaptive_eps must be > 0 and adaptive_step_size >= 0, got {self.adaptive_eps} "
+                              f"and {self.adaptive_step_size}")
+        if self.adaptive_update not in ADAPTIVE_UPDATES:
+            raise ArnkitError(f"unknown ARN adaptive_update '{self.adaptive_update}'; choose one of: "
+                              f"{', '.join(ADAPTIVE_UPDATES)}")
+        if self.adaptive_guide_weight is not None and not self.adaptive_guide_weight >= 0:
+            raise ArnkitError(f"ARN adaptive_guide_weight must be >= 0, got {self.adaptive_guide_weight}")
+
+    @property
+    def adaptive(self) -> bool:
+        """True when the defense is leaked to white-box PGD while it trains (adaptive_share > 0)."""
+        return self.adaptive_share > 0
+
+    @property
+    def adaptive_step(self) -> float:
+        return self.adaptive_step_size or 2.5 * self.adaptive_eps / int(self.adaptive_steps)
+
+    @property
+    def adaptive_guide(self) -> float:
+        return self.guide_weight if self.adaptive_guide_weight is None else self.adaptive_guide_weight
 
     @classmethod
     def for_dataset(cls, name: str, *, objective: str = "paper", **overrides: Any) -> ARNConfig:
@@ -145,6 +197,9 @@ class ARNConfig:
         # Written only when set: run ids hash this dict, and runs from before the option keep theirs.
         if out["guide_weight"] == 0.0:
             del out["guide_weight"]
+        if not self.adaptive:
+            for name in ADAPTIVE_FIELDS:
+                del out[name]
         return out
 
     @classmethod

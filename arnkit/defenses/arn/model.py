@@ -38,7 +38,7 @@ from arnkit.defenses.arn.networks import build_networks
 from arnkit.errors import ArnkitError
 from arnkit.io import atomic_path
 
-LOSS_NAMES = ("e_loss", "g_loss", "da_loss", "di_loss", "mse", "att", "nor", "adv", "gp", "guide")
+LOSS_NAMES = ("e_loss", "g_loss", "da_loss", "di_loss", "mse", "att", "nor", "adv", "gp", "guide", "adaptive")
 CHECKPOINT_FORMAT = "arnkit-arn-checkpoint"
 CHECKPOINT_VERSION = 1
 PLAYERS = ("encoder", "decoder", "attack_discriminator", "image_discriminator")
@@ -101,7 +101,8 @@ class ARN(keras.Model):
 
     image_shape: (H, W, C) of the images. num_attacks: K, the number of seen attack types.
     config: an ARNConfig (or its dict); defaults to the paper's MNIST setting.
-    guide: the target classifier (images -> logits), needed only to train with config.guide_weight > 0.
+    guide: the target classifier (images -> logits), needed only to train with config.guide_weight > 0 or
+        adaptively (config.adaptive_share > 0: the white-box examples are crafted through it).
     Calling the model maps images to restored images G(mu(x)) (inference, no sampling).
     """
 
@@ -211,9 +212,10 @@ class ARN(keras.Model):
         replica gradients equal the global-batch gradient.
         """
         replicas = self.distribute_strategy.num_replicas_in_sync
+        cfg = self.arn_config
+        x_leak = self.craft_adaptive(tf.convert_to_tensor(x_nat, tf.float32)) if cfg.adaptive else None
         with tf.GradientTape(persistent=True) as tape:
-            values = self._forward_losses(x_adv, x_nat)
-            cfg = self.arn_config
+            values = self._forward_losses(x_adv, x_nat, x_leak)
             e_rest = tf.constant(0.0)  # the terms of L_E (Eq. 7) besides L_mse: they reach E only
             if cfg.use_att:
                 e_rest += cfg.lambda1 * values["att"]
@@ -223,6 +225,8 @@ class ARN(keras.Model):
             l_restore = cfg.mse_weight * values["mse"]
             if cfg.guide_weight > 0:
                 l_restore += cfg.guide_weight * values["guide"]
+            if cfg.adaptive:
+                l_restore += values["adaptive"]
             l_e = l_restore + e_rest
             l_g_adv = cfg.theta * values["adv"] if cfg.use_adv else tf.constant(0.0)
             l_di = values["di"] + cfg.gp_weight * values["gp"]
@@ -237,6 +241,7 @@ class ARN(keras.Model):
             g_adv_target = l_g_adv * scale
             d_target = (values["da"] + l_di) * scale
         restored = values.pop("restored")
+        leaked_rows = values.pop("leaked_rows")
         e_vars = self.encoder.trainable_variables
         g_vars = self.decoder.trainable_variables
         da_vars = self.attack_discriminator.trainable_variables
@@ -249,10 +254,18 @@ class ARN(keras.Model):
         # the default step G's backward was half of the step's time.
         g_restore = _gradient(tape, restore_target, [restored])[0]
         g_adv = _gradient(tape, g_adv_target, [restored])[0]
-        decoder_grads = _gradient(tape, restored, g_vars, output_gradients=g_restore + g_adv)
+        # adaptive_update: the leaked examples' rows of dL_restore reach only the players that learn from them.
+        g_restore_g, g_restore_e = g_restore, g_restore
+        if leaked_rows is not None and cfg.adaptive_update != "both":
+            keep = tf.reshape(1.0 - leaked_rows, [-1, 1, 1, 1])
+            if cfg.adaptive_update == "encoder":
+                g_restore_g = g_restore * keep
+            else:
+                g_restore_e = g_restore * keep
+        decoder_grads = _gradient(tape, restored, g_vars, output_gradients=g_restore_g + g_adv)
         with tape:  # one scalar whose E-gradient is J^T dL_mse + d(L_att, L_nor)/dE (graph-mode tapes reject a
             # list of targets with output gradients)
-            e_surrogate = tf.reduce_sum(tf.stop_gradient(g_restore) * restored) + e_rest_target
+            e_surrogate = tf.reduce_sum(tf.stop_gradient(g_restore_e) * restored) + e_rest_target
         encoder_grads = _gradient(tape, e_surrogate, e_vars)
         # L_DA depends on D_I's weights not at all and L_DI on D_A's not at all: one pass for both.
         d_grads = _gradient(tape, d_target, da_vars + di_vars)
@@ -266,8 +279,11 @@ class ARN(keras.Model):
         reported = {name: values[name] for name in LOSS_NAMES}
         return grads, reported
 
-    def _forward_losses(self, x_adv, x_nat) -> dict[str, Any]:
-        """Forward pass of steps 2-3 and every loss term (unweighted), per replica."""
+    def _forward_losses(self, x_adv, x_nat, x_leak=None) -> dict[str, Any]:
+        """Forward pass of steps 2-3 and every loss term (unweighted, but "adaptive" weighted), per replica.
+
+        x_leak: the adaptive examples (M, H, W, C) of the first M natural images, or None. They go through E and
+        G with the domains (one BatchNorm batch) and meet only the restoration losses."""
         cfg = self.arn_config
         x_adv = tf.convert_to_tensor(x_adv, tf.float32)
         x_nat = tf.convert_to_tensor(x_nat, tf.float32)
@@ -277,19 +293,26 @@ class ARN(keras.Model):
         if cfg.include_natural:
             domains = tf.concat([domains, x_nat[None]], axis=0)
         x_in = tf.reshape(domains, (-1, *self.image_shape))  # (D*B, H, W, C)
+        rows = self.num_domains * batch
 
         def per_domain(t):  # (D*B, ...) -> (D, B, ...)
             return tf.reshape(t, tf.concat([[self.num_domains, batch], tf.shape(t)[1:]], axis=0))
 
         # Step 2: E, the reparameterised sample z, D_A.
-        mu, logvar = self.encoder(x_in, training=True)
+        mu, logvar = self.encoder(x_in if x_leak is None else tf.concat([x_in, x_leak], axis=0), training=True)
+        mu_leak = None
+        if x_leak is not None:
+            # The leaked rows are decoded from mu, as the deployed pre-processor decodes every input.
+            mu, logvar, mu_leak = mu[:rows], logvar[:rows], mu[rows:]
         if cfg.sample_latent:
             z = mu + tf.exp(0.5 * logvar) * self._global_noise(batch, "normal", tf.shape(mu)[1:])
         else:
             z = mu
         da_logits = per_domain(self.attack_discriminator(z, training=True))
         # Step 3: G and D_I (natural images and all restored ones in one call).
-        restored = self.decoder(z, training=True)
+        restored_all = self.decoder(z if mu_leak is None else tf.concat([z, mu_leak], axis=0), training=True)
+        restored, restored_leak = ((restored_all, None) if mu_leak is None
+                                   else (restored_all[:rows], restored_all[rows:]))
         di_logits = self.image_discriminator(tf.concat([x_nat, restored], axis=0), training=True)
         real_logits, fake_logits = di_logits[:batch], per_domain(di_logits[batch:])
         restored_k = per_domain(restored)
@@ -325,8 +348,49 @@ class ARN(keras.Model):
             values["guide"] = L.l_guide(per_domain(guide(restored, training=False)), natural_logits)
         else:
             values["guide"] = tf.constant(0.0)
-        values["restored"] = restored  # compute_gradients differentiates through it; not a loss
+        values["adaptive"], values["leaked_rows"] = tf.constant(0.0), None
+        if x_leak is not None:
+            leaked = tf.shape(x_leak)[0]
+            natural = x_nat[:leaked]
+            term = cfg.mse_weight * L.l_mse(restored_leak[None], natural)
+            if cfg.adaptive_guide > 0:
+                natural_logits = tf.stop_gradient(self._guide.value(natural, training=False))
+                term += cfg.adaptive_guide * L.l_guide(self._guide.value(restored_leak, training=False)[None],
+                                                       natural_logits)
+            values["adaptive"] = term
+            values["leaked_rows"] = tf.concat([tf.zeros([rows]), tf.ones([leaked])], axis=0)
+        values["restored"] = restored_all  # compute_gradients differentiates through it; not a loss
         return values
+
+    def craft_adaptive(self, x_nat):
+        """White-box PGD against the *current* pre-processor + the frozen target, for the first
+        ceil(adaptive_share * B) natural images: the examples the leaked-defense attacker would send now.
+
+        Untargeted, against the target's predicted label on the natural image; a random start in the eps-ball
+        (noise drawn for the global batch, so replicas do not change it); BatchNorm in inference mode."""
+        cfg = self.arn_config
+        guide = self._guide.value
+        if guide is None:
+            raise ArnkitError("adaptive ARN training crafts white-box examples through the pre-processor and the "
+                              "target classifier: build ARN(..., guide=classifier)")
+        batch = tf.shape(x_nat)[0]
+        leaked = tf.cast(tf.math.ceil(cfg.adaptive_share * tf.cast(batch, tf.float32)), tf.int32)
+        x = x_nat[:leaked]
+        labels = tf.stop_gradient(tf.argmax(guide(x, training=False), axis=-1))
+        eps, step = float(cfg.adaptive_eps), float(cfg.adaptive_step)
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
+        noise = tf.random.stateless_uniform(tf.concat([[replicas * leaked], self.image_shape], axis=0),
+                                            seed=self.seed_generator.next(), minval=-eps, maxval=eps)
+        x_adv = tf.clip_by_value(x + noise[replica_id * leaked:(replica_id + 1) * leaked], 0.0, 1.0)
+        for _ in range(int(cfg.adaptive_steps)):
+            with tf.GradientTape() as tape:
+                tape.watch(x_adv)
+                logits = guide(self.decoder(self.encoder(x_adv, training=False)[0], training=False), training=False)
+                loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+            grad = tape.gradient(loss, x_adv)
+            x_adv = tf.clip_by_value(x + tf.clip_by_value(x_adv + step * tf.sign(grad) - x, -eps, eps), 0.0, 1.0)
+        return tf.stop_gradient(x_adv)
 
     def _check_batch(self, x_adv, x_nat) -> None:
         adv_shape, nat_shape = tuple(x_adv.shape), tuple(x_nat.shape)
