@@ -139,11 +139,15 @@ def test_adaptive_run_record_export_and_bad_input(tmp_path):
 
     from arnkit.defenses import registry
     from arnkit.defenses.files import HEADER
+    from arnkit.pipeline.evaluate import resolve_defenses
     from arnkit.pipeline.train import train_defense
+    from arnkit.progress import NullProgress
+    from arnkit.workspace import Workspace
     from arnkit_cli.main import app
 
     fast = {"dataset": "synthetic", "seen": "fgsm,pgd_n", "width": "tiny", "pool_size": 64, "batch_size": 16,
             "eval_limit": 32, "checkpoint_every": 2, "steps": 3}
+    plain = train_defense(workspace=tmp_path, **fast)
     record = train_defense(workspace=tmp_path, adaptive=True, **fast)
     leak = record["adaptive"]
     assert leak == {"share": 0.5, "steps": 5, "eps": 0.3, "step_size": 0.0, "update": "both", "guide_weight": None}
@@ -155,8 +159,11 @@ def test_adaptive_run_record_export_and_bad_input(tmp_path):
     assert loaded.options["adaptive"] == leak and defense.kind == "preprocessor"
     x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype("float32")
     assert np.asarray(defense.model(x)).shape == x.shape
-    plain = train_defense(workspace=tmp_path, **fast)
     assert plain["defense_path"] != record["defense_path"] and "adaptive" not in plain["options"]
+    # `--defense arn` means the plain run, though the adaptive one is newer.
+    chosen = resolve_defenses("arn", "synthetic", Workspace.resolve(tmp_path), seed=0, progress=NullProgress(),
+                              target_fingerprint=record["target_fingerprint"])
+    assert [r.path for r in chosen] == [plain["defense_path"]]
     again = train_defense(workspace=tmp_path, adaptive=True, **fast)
     assert again["reused"] is True and again["defense_path"] == record["defense_path"]
     bad = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--defense", "at_pgd", "--adaptive",

@@ -217,6 +217,8 @@ def _newest_or_trained(key: str, dataset: str, ws: Workspace, *, target_fingerpr
     records = (registry.find_defenses(ws, dataset, key, target_fingerprint=target_fingerprint, ablate=[],
                                       seen=list(presets.get(dataset).seen))
                or registry.find_defenses(ws, dataset, key, target_fingerprint=target_fingerprint, ablate=[]))
+    # The recipe's plain run before an opt-in variant (an adaptive ARN is named by its path, or by --defense all).
+    records = sorted(records, key=lambda r: bool(r.options.get("adaptive")))
     record = records[0] if records else registry.get(key).train(dataset, workspace=ws.root, seed=seed,
                                                                progress=progress)
     return _resolved(registry.load_record(record), record)
