@@ -52,7 +52,7 @@ def evaluate(
     train_steps: Annotated[int | None, typer.Option(
         "--train-steps", help="--ablation/--matrix: steps for defenses that must be trained.")] = None,
     sanity: Annotated[bool, typer.Option(
-        "--sanity/--no-sanity", help="white/bpda: run the gradient, iterations, large-eps, ordering checks.")] = True,
+        "--sanity/--no-sanity", help="white/bpda: run the gradient, iterations, large-eps, ordering, gradient-free checks.")] = True,
     seed: SeedOpt = 0,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,

@@ -31,6 +31,10 @@ LARGE_EPS = 0.5
 LARGE_EPS_STEPS = 100
 ITERATION_PARAMS = ("steps", "apgd_iter")
 GRID_IMAGES = 8
+# The gradient-masking check's gradient-free attack, run on the sanity subset; its budget (defaults: see
+# docs/attacks.md) can be shrunk here for quick runs.
+GRADIENT_FREE_ATTACK = "spsa_n"
+GRADIENT_FREE_PARAMS: dict[str, Any] = {}
 
 
 @dataclass
@@ -260,7 +264,7 @@ def _craft(dataset: str, key: str, params: dict[str, Any], *, limit: int, seed: 
 def _sanity_suite(spec: AttackSpec, iterations: int | None, resolved: ResolvedDefense, threat: str,
                   classifier: Any, classifier_tag: str, dataset: str, x: np.ndarray, y: np.ndarray, *,
                   seed: int, ws: Workspace, progress: Progress) -> list[dict[str, Any]]:
-    """The four checks of `arnkit.evaluation.sanity` for one defense, on the first SANITY_LIMIT images."""
+    """The checks of `arnkit.evaluation.sanity` for one defense, on the first SANITY_LIMIT images."""
     meta = data.info(dataset)
     n = min(len(x), SANITY_LIMIT)
     xs, ys = x[:n], y[:n]
@@ -282,7 +286,8 @@ def _sanity_suite(spec: AttackSpec, iterations: int | None, resolved: ResolvedDe
     else:
         checks.append(sanity.SanityCheck("iterations", True, None, "not applicable",
                                          f"{spec.key} has no iteration count"))
-        error = defended_error(spec.key, dict(spec.params), am.model, am.tag)
+        error = doubled = defended_error(spec.key, dict(spec.params), am.model, am.tag)
+    checks.append(_gradient_free_check(spec, error, doubled, defended_error, am, dataset))
     large = {"eps": LARGE_EPS, "steps": LARGE_EPS_STEPS, "step_size": 2.5 * LARGE_EPS / LARGE_EPS_STEPS}
     checks.append(sanity.large_eps_check(100.0 - defended_error("pgd_n", large, am.model, am.tag),
                                          meta.num_classes, LARGE_EPS))
@@ -297,6 +302,24 @@ def _sanity_suite(spec: AttackSpec, iterations: int | None, resolved: ResolvedDe
         }
         checks.append(sanity.ordering_check(error, others))
     return [{"defense": resolved.defense.name, "attack": spec.label, **c.to_dict()} for c in checks]
+
+
+def _gradient_free_check(spec: AttackSpec, error: float, doubled: float, defended_error: Any, am: Any,
+                         dataset: str) -> sanity.SanityCheck:
+    """SPSA against the strongest gradient attack at the same L-inf budget on the same images. The table's
+    attack is the reference when it is an untargeted L-inf gradient attack (its errors at n and 2n
+    iterations are already in hand); otherwise PGD_N at the table attack's eps (or the dataset's), since a
+    targeted or L2 attack is not the same budget."""
+    attack = attack_registry.make(spec.key, dataset=dataset, **spec.params)
+    linf = attack.distance == "linf" and "eps" in attack.params()
+    eps = float(attack.eps) if linf else float(attack_registry.make("pgd_n", dataset=dataset).eps)
+    if linf and not attack.targeted and not attack.gradient_free:
+        gradient = {spec.label: max(error, doubled)}
+    else:
+        gradient = {f"pgd_n@{eps:g}": defended_error("pgd_n", {"eps": eps}, am.model, am.tag)}
+    free = {f"{GRADIENT_FREE_ATTACK}@{eps:g}": defended_error(GRADIENT_FREE_ATTACK,
+                                                              {**GRADIENT_FREE_PARAMS, "eps": eps}, am.model, am.tag)}
+    return sanity.gradient_free_check(gradient, free)
 
 
 # ------------------------------------------------------------------------------------------- evaluate ---
