@@ -278,3 +278,31 @@ def test_two_exported_files_with_the_same_name_get_distinct_labels(ws, tmp_path)
     assert [d["name"] for d in result["defenses"]] == ["none", "run-a/arn", "run-b/arn"]
     with pytest.raises(ArnkitError, match="names a defense twice"):
         evaluate("synthetic", "fgsm", defenses=f"{paths[0]},{paths[0]}", limit=16, workspace=ws)
+
+
+# -------------------------------------------------------------------------------------------- restarts ---
+
+def test_restarts_keep_the_per_image_best_and_key_the_cache(ws):
+    # A weak PGD (2 small steps from a random start at eps .15) so one run leaves images a restart can break.
+    common = dict(defenses="none", limit=64, iterations=2, workspace=ws)
+    once = evaluate("synthetic", "pgd_n@0.15", **common)
+    thrice = evaluate("synthetic", "pgd_n@0.15", restarts=3, **common)
+    row1, row3 = ([r for r in res["rows"] if r["attack"] == "pgd_n"][0] for res in (once, thrice))
+    assert row1["restarts"] == 1 and row3["restarts"] == 3 and thrice["restarts"] == 3
+    assert row1["adversarial_path"] != row3["adversarial_path"]  # a restarts=1 set is not reused
+    assert row1["error"] < 100.0, "the weak attack already breaks everything: the test cannot tell restarts apart"
+    assert row3["error"] >= row1["error"]
+    from arnkit import adversarial_store
+
+    a1, a3 = (adversarial_store.load(r["adversarial_path"]) for r in (row1, row3))
+    assert a3.attrs["restarts"] == 3 and np.all(a3.success[a1.success])  # first run's successes are kept
+
+
+def test_restarts_below_one_are_refused(ws):
+    for bad in (0, -2):
+        with pytest.raises(ArnkitError, match="--restarts must be >= 1"):
+            evaluate("synthetic", "fgsm", defenses="none", restarts=bad, workspace=ws)
+    out = CliRunner().invoke(app, ["evaluate", "--dataset", "synthetic", "--defense", "none", "--restarts", "0",
+                                   "--workspace", str(ws)])
+    assert out.exit_code == 1 and "--restarts must be >= 1" in out.output
+    assert len(out.output.strip().splitlines()) == 1
