@@ -41,6 +41,9 @@ def evaluate(
                      ] = None,
     iterations: Annotated[int | None, typer.Option(
         "--iterations", help="Attack iterations (default: the attack's; BPDA runs 40 and 100).")] = None,
+    restarts: Annotated[int, typer.Option(
+        "--restarts", help="Run each attack N times (seeds seed, seed+1, ...); per image the first success "
+                           "counts, else the last try.")] = 1,
     surrogate: Annotated[str | None, typer.Option(
         "--surrogate", help="transfer only: the attacker's own pre-processor (.keras).")] = None,
     target_model: Annotated[str | None, typer.Option(
@@ -52,7 +55,7 @@ def evaluate(
     train_steps: Annotated[int | None, typer.Option(
         "--train-steps", help="--ablation/--matrix: steps for defenses that must be trained.")] = None,
     sanity: Annotated[bool, typer.Option(
-        "--sanity/--no-sanity", help="white/bpda: run the gradient, iterations, large-eps, ordering checks.")] = True,
+        "--sanity/--no-sanity", help="white/bpda: run the gradient, iterations, large-eps, ordering, gradient-free checks.")] = True,
     seed: SeedOpt = 0,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
@@ -62,7 +65,7 @@ def evaluate(
     from arnkit.pipeline.evaluate import run_evaluation
 
     result = run_evaluation(dataset, attack, defenses=defense, threat_model=threat_model, limit=limit,
-                            iterations=iterations, surrogate=surrogate, target_model=target_model,
+                            iterations=iterations, restarts=restarts, surrogate=surrogate, target_model=target_model,
                             ablation=ablation, matrix=matrix, train_steps=train_steps, sanity_checks=sanity,
                             seed=seed, workspace=workspace, progress=make_progress(json_out))
     if json_out:

@@ -15,6 +15,7 @@ FAST = {
     "pgd_t": ({"steps": 10, "step_size": 0.05}, 0.8),
     "mim_n": ({}, 0.9),
     "mim_t": ({}, 0.8),
+    "spsa_n": ({"nb_iter": 30, "spsa_samples": 32, "learning_rate": 0.05}, 0.8),
     "cw_n": ({"steps": 60, "binary_search_steps": 2, "learning_rate": 0.05}, 0.8),
     "ddn_n": ({"steps": 30}, 0.8),
     "jsma_t": ({"gamma": 0.3}, 0.5),
@@ -36,6 +37,7 @@ CHEAP = {
     "pgd_t": {"steps": 3, "step_size": 0.05},
     "mim_n": {"steps": 3},
     "mim_t": {"steps": 3},
+    "spsa_n": {"nb_iter": 3, "spsa_samples": 8},
     "cw_n": {"steps": 2, "binary_search_steps": 1},
     "ddn_n": {"steps": 2},
     "jsma_t": {"gamma": 0.02},
@@ -123,6 +125,27 @@ def test_eps_zero_is_identity(key, tiny_classifier, batch):
     attack = attacks.make(key, dataset="mnist", **{**FAST[key][0], "eps": 0.0})
     result = attack(tiny_classifier, x, y, seed=0)
     np.testing.assert_allclose(result.x_adv, x, atol=1e-6)
+
+
+def test_spsa_refuses_a_budget_too_small_to_estimate_a_gradient():
+    for bad, match in (({"spsa_samples": 1}, "even integer >= 2"), ({"spsa_samples": 7}, "even integer"),
+                       ({"nb_iter": 0}, "nb_iter must be"), ({"delta": 0.0}, "delta must be > 0"),
+                       ({"learning_rate": -1.0}, "learning_rate must be > 0")):
+        with pytest.raises(ArnkitError, match=match):
+            attacks.make("spsa_n", dataset="mnist", **bad)
+
+
+def test_spsa_does_not_need_gradients(tiny_classifier, batch):
+    """Behind a backward pass of zeros (a planted masking layer) SPSA's success is unchanged, PGD's collapses."""
+    import keras
+    import tensorflow as tf
+
+    x, y = batch
+    masked = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.Lambda(tf.stop_gradient), tiny_classifier])
+    spsa = attacks.make("spsa_n", dataset="mnist", **FAST["spsa_n"][0])
+    pgd = attacks.make("pgd_n", dataset="mnist", **FAST["pgd_n"][0], random_start=False)
+    assert spsa(masked, x, y, seed=0).success_rate >= FAST["spsa_n"][1]
+    assert pgd(masked, x, y, seed=0).success_rate < 0.5
 
 
 @pytest.mark.parametrize("key", ["fgsm", "pgd_n", "aa_n"])

@@ -127,20 +127,31 @@ def test_sanity_checks_pass_and_flag():
     assert sanity.large_eps_check(10.0, 10, 0.5).passed and not sanity.large_eps_check(40.0, 10, 0.5).passed
     assert sanity.ordering_check(50.0, {"bpda": 40.0, "gray": 10.0}).passed
     assert not sanity.ordering_check(30.0, {"bpda": 40.0}).passed
+    assert sanity.gradient_free_check({"pgd_n": 90.0}, {"spsa_n": 91.0}).passed
+    flagged = sanity.gradient_free_check({"pgd_n": 10.0, "aa_n": 12.0}, {"spsa_n": 60.0})
+    assert not flagged.passed and "gradients are masked" in flagged.detail
 
 
-def test_sanity_flags_trigger_on_a_planted_masking_defense(ws):
+def test_sanity_flags_trigger_on_a_planted_masking_defense(ws, monkeypatch):
+    from arnkit.pipeline import evaluate as evaluate_module
+
+    # A small SPSA budget: seconds on 64 images (early stop ends each fooled image).
+    monkeypatch.setattr(evaluate_module, "GRADIENT_FREE_PARAMS",
+                        {"nb_iter": 30, "spsa_samples": 32, "learning_rate": 0.05})
     masked = ResolvedDefense(Defense("masked", "preprocessor", MaskedIdentity()), "masked-v1")
     honest = ResolvedDefense(Defense("identity", "preprocessor", keras.layers.Identity()), "identity-v1")
     result = evaluate("synthetic", "pgd_n", defenses=[masked, honest], threat_model="white", limit=64,
                       workspace=ws)
     checks = {(c["defense"], c["name"]): c for c in result["sanity"]}
-    for name in ("gradient", "large_eps", "ordering"):
+    for name in ("gradient", "large_eps", "ordering", "gradient_free"):
         assert checks[("masked", name)]["passed"] is False, checks[("masked", name)]
         assert checks[("identity", name)]["passed"] is True, checks[("identity", name)]
     assert result["sanity_passed"] is False
     errors = {r["defense"]: r["error"] for r in result["rows"] if r["label"] == "pgd_n"}
     assert errors["masked"] < errors["identity"]  # the masked gradient fools the white-box attack
+    masked_free = checks[("masked", "gradient_free")]
+    assert masked_free["detail"] == "a gradient-free attack beats the gradient attacks: gradients are masked"
+    assert masked_free["value"]["spsa_n@0.3"] > masked_free["value"]["pgd_n"] + 2.0
 
 
 # ------------------------------------------------------------------------------------ the pipeline ---
@@ -267,3 +278,31 @@ def test_two_exported_files_with_the_same_name_get_distinct_labels(ws, tmp_path)
     assert [d["name"] for d in result["defenses"]] == ["none", "run-a/arn", "run-b/arn"]
     with pytest.raises(ArnkitError, match="names a defense twice"):
         evaluate("synthetic", "fgsm", defenses=f"{paths[0]},{paths[0]}", limit=16, workspace=ws)
+
+
+# -------------------------------------------------------------------------------------------- restarts ---
+
+def test_restarts_keep_the_per_image_best_and_key_the_cache(ws):
+    # A weak PGD (2 small steps from a random start at eps .15) so one run leaves images a restart can break.
+    common = dict(defenses="none", limit=64, iterations=2, workspace=ws)
+    once = evaluate("synthetic", "pgd_n@0.15", **common)
+    thrice = evaluate("synthetic", "pgd_n@0.15", restarts=3, **common)
+    row1, row3 = ([r for r in res["rows"] if r["attack"] == "pgd_n"][0] for res in (once, thrice))
+    assert row1["restarts"] == 1 and row3["restarts"] == 3 and thrice["restarts"] == 3
+    assert row1["adversarial_path"] != row3["adversarial_path"]  # a restarts=1 set is not reused
+    assert row1["error"] < 100.0, "the weak attack already breaks everything: the test cannot tell restarts apart"
+    assert row3["error"] >= row1["error"]
+    from arnkit import adversarial_store
+
+    a1, a3 = (adversarial_store.load(r["adversarial_path"]) for r in (row1, row3))
+    assert a3.attrs["restarts"] == 3 and np.all(a3.success[a1.success])  # first run's successes are kept
+
+
+def test_restarts_below_one_are_refused(ws):
+    for bad in (0, -2):
+        with pytest.raises(ArnkitError, match="--restarts must be >= 1"):
+            evaluate("synthetic", "fgsm", defenses="none", restarts=bad, workspace=ws)
+    out = CliRunner().invoke(app, ["evaluate", "--dataset", "synthetic", "--defense", "none", "--restarts", "0",
+                                   "--workspace", str(ws)])
+    assert out.exit_code == 1 and "--restarts must be >= 1" in out.output
+    assert len(out.output.strip().splitlines()) == 1

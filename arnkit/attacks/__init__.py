@@ -25,6 +25,9 @@ class AttackEntry:
     description: str = ""
     # Datasets the pipeline offers it for (None = every dataset); `make` itself builds it for any images.
     datasets: tuple[str, ...] | None = None
+    # In `--attack all`? SPSA is not: one image at a time, minutes per hundred robust images on a CPU; the
+    # white-box sanity suite runs it (arnkit.evaluation.sanity.gradient_free_check).
+    in_all: bool = True
 
     def applies_to(self, dataset: str) -> bool:
         return self.datasets is None or dataset in self.datasets or dataset == "synthetic"
@@ -39,6 +42,8 @@ _ENTRIES = [
     AttackEntry("pgd_t", "pgd", "PGD", {"targeted": True}, "PGD, L-inf, targeted (seeded random target)"),
     AttackEntry("mim_n", "mim", "MIM", {"targeted": False}, "momentum iterative FGSM, L-inf, untargeted"),
     AttackEntry("mim_t", "mim", "MIM", {"targeted": True}, "momentum iterative FGSM, L-inf, targeted"),
+    AttackEntry("spsa_n", "spsa", "SPSA", {"targeted": False},
+                "SPSA, L-inf, untargeted, gradient-free (Uesato et al. 2018)", in_all=False),
     AttackEntry("cw_n", "cw", "CarliniWagnerL2", {"targeted": False}, "Carlini-Wagner L2, untargeted"),
     AttackEntry("ddn_n", "ddn", "DDN", {"targeted": False}, "Decoupled Direction and Norm L2 (Rony et al. 2019)"),
     AttackEntry("jsma_t", "jsma", "JSMA", {"targeted": True}, "Jacobian saliency map L0, targeted (Papernot 2016)"),
@@ -77,7 +82,7 @@ def for_dataset(key: str, dataset: str) -> AttackEntry:
 
 def keys_for(dataset: str) -> list[str]:
     """Registry keys the pipeline offers on `dataset` (what `--attack all` expands to)."""
-    return [key for key, entry in REGISTRY.items() if entry.applies_to(dataset)]
+    return [key for key, entry in REGISTRY.items() if entry.applies_to(dataset) and entry.in_all]
 
 
 def make(key: str, *, dataset: str | None = None, **overrides: Any):

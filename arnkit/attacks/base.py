@@ -99,6 +99,8 @@ class Attack:
     distance: ClassVar[str] = "linf"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
+    # Queries only the model's outputs, never its gradient (SPSA, Square): what the gradient-masking check needs.
+    gradient_free: ClassVar[bool] = False
     # Defaults in paper units per dataset; `Attack.for_dataset(name)` applies them.
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 

@@ -125,6 +125,7 @@ class Square(Attack):
     distance: ClassVar[str] = "linf"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
+    gradient_free: ClassVar[bool] = True
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = EPS_DEFAULTS
     _CHUNK: ClassVar[int] = 100  # queries per graph call; fooled rows are dropped between calls
 

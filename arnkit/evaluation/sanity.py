@@ -8,7 +8,10 @@
 - large_eps: an unbounded-enough budget (L-inf 0.5 on MNIST) drives accuracy to chance or below (any image can
   be pushed to mid-grey, so a defense that survives it is masking gradients, not robust);
 - ordering: the white-box attack is at least as strong as BPDA and transfer/gray-box attacks (a weaker white
-  box means its gradients are unreliable).
+  box means its gradients are unreliable);
+- gradient_free: no gradient-free attack (SPSA, Square) beats the gradient attacks at the same budget (after
+  AutoAttack's `checks.py`, which flags Square beating APGD): an attack that never looks at the gradient
+  can only win if the gradient misleads.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 ITERATION_TOLERANCE = 0.5  # points of error rate
 CHANCE_TOLERANCE = 2.0  # points above chance, for sampling noise on a few hundred images
 NONZERO_FRACTION = 0.9
+GRADIENT_FREE_TOLERANCE = 2.0  # points of error rate, for the randomness of both attacks on a small subset
 
 
 @dataclass
@@ -88,3 +92,17 @@ def ordering_check(white_error: float, others: dict[str, float]) -> SanityCheck:
                                             **{k: round(v, 3) for k, v in others.items()}},
                        "white-box error >= BPDA and gray-box/transfer error",
                        "" if passed else "the white-box attack is weaker than a proxy attack: its gradients mislead")
+
+
+def gradient_free_check(gradient_errors: dict[str, float], free_errors: dict[str, float]) -> SanityCheck:
+    """Flag when the strongest gradient-free attack's error exceeds the strongest gradient attack's by more
+    than GRADIENT_FREE_TOLERANCE points (errors in %, same images, same threat model and budget)."""
+    best_gradient = max(gradient_errors.values()) if gradient_errors else 0.0
+    best_free = max(free_errors.values()) if free_errors else 0.0
+    passed = best_free <= best_gradient + GRADIENT_FREE_TOLERANCE
+    return SanityCheck("gradient_free", passed,
+                       {**{k: round(v, 3) for k, v in gradient_errors.items()},
+                        **{k: round(v, 3) for k, v in free_errors.items()}},
+                       f"gradient-free error <= gradient-attack error + {GRADIENT_FREE_TOLERANCE} points",
+                       "" if passed else "a gradient-free attack beats the gradient attacks: gradients are masked",
+                       {"gradient": sorted(gradient_errors), "gradient_free": sorted(free_errors)})

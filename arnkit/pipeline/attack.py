@@ -41,10 +41,41 @@ def selection(n_split: int, limit: int | None) -> np.ndarray:
     return np.arange(limit)
 
 
+def check_restarts(restarts: int) -> int:
+    if int(restarts) != restarts or int(restarts) < 1:
+        raise ArnkitError(f"--restarts must be >= 1, got {restarts}")
+    return int(restarts)
+
+
 def attack_spec(dataset: str, split: str, key: str, params: dict[str, Any], fingerprint: str, seed: int,
-                limit: int | None) -> dict[str, Any]:
-    return {"dataset": dataset, "split": split, "attack": key, "params": params, "target": fingerprint,
+                limit: int | None, restarts: int = 1) -> dict[str, Any]:
+    spec = {"dataset": dataset, "split": split, "attack": key, "params": params, "target": fingerprint,
             "seed": seed, "limit": limit or 0}
+    # Only a multi-restart set gets the key: sets crafted before restarts existed (= 1) stay valid.
+    if restarts > 1:
+        spec["restarts"] = int(restarts)
+    return spec
+
+
+def run_with_restarts(instance: Any, model: Any, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None, *,
+                      seed: int, restarts: int, progress: Progress, label: str) -> Any:
+    """Run `instance` with seeds seed, seed+1, ...; per image keep the first restart that succeeds, else the
+    last one. Each restart after the first attacks only the images still unbroken (a success is final, so
+    the others would be thrown away); targets stay the first seed's, so every restart aims at the same class."""
+    result = None
+    for restart in range(restarts):
+        todo = np.arange(len(x)) if result is None else np.flatnonzero(~result.success)
+        if result is not None and todo.size == 0:
+            break
+        progress.start(label if restarts == 1 else f"{label}, restart {restart + 1}/{restarts}", len(todo))
+        part = instance(model, x[todo], y[todo], target=None if targets is None else targets[todo],
+                        seed=seed + restart, on_batch=lambda n: progress.advance(n))
+        progress.finish()
+        if result is None:
+            result = part
+        else:  # todo rows had failed: take this restart's outcome (a success, or the newer failure)
+            result.x_adv[todo], result.success[todo], result.pred[todo] = part.x_adv, part.success, part.pred
+    return result
 
 
 def summarize(x: np.ndarray, adv: adversarial_store.AdversarialSet) -> dict[str, Any]:
@@ -74,11 +105,14 @@ def craft(
     progress: Progress | None = None,
     model: Any = None,
     fingerprint: str | None = None,
+    restarts: int = 1,
 ) -> dict[str, Any]:
-    """Craft `attack` on the dataset split against the target (trained on demand); cache and summarize."""
+    """Craft `attack` on the dataset split against the target (trained on demand); cache and summarize.
+    `restarts` > 1 reruns the attack with seeds seed+1, ... on the images it has not broken yet."""
     from arnkit.pipeline.target import ensure_target
 
     progress = progress or NullProgress()
+    restarts = check_restarts(restarts)
     meta = data.info(dataset)
     entry = attack_registry.for_dataset(attack, meta.name)
     ws = Workspace.resolve(workspace)
@@ -96,7 +130,7 @@ def craft(
     x_all, y_all, _ = data.load_arrays(meta.name, split, data_dir=ws.data_dir)
     idx = selection(len(x_all), limit)
     param_record = instance.params()
-    spec = attack_spec(meta.name, split, entry.key, param_record, fingerprint, seed, limit)
+    spec = attack_spec(meta.name, split, entry.key, param_record, fingerprint, seed, limit, restarts)
     shard_t = parse_shard(shard)
     name = f"{meta.name}-{split}-{entry.key}"
     if shard_t:
@@ -116,22 +150,21 @@ def craft(
             from arnkit.attacks.base import random_targets
 
             targets = random_targets(y_all[idx], meta.num_classes, seed)[np.searchsorted(idx, part_idx)]
-        progress.start(f"{entry.key} on {meta.name}/{split}", len(part_idx))
-        result = instance(model, x_all[part_idx], y_all[part_idx], target=targets, seed=seed,
-                          on_batch=lambda n: progress.advance(n))
-        progress.finish()
+        result = run_with_restarts(instance, model, x_all[part_idx], y_all[part_idx], targets, seed=seed,
+                                   restarts=restarts, progress=progress, label=f"{entry.key} on {meta.name}/{split}")
         adv = adversarial_store.AdversarialSet(
             x_adv=result.x_adv, indices=part_idx, labels=y_all[part_idx], success=result.success, pred=result.pred,
             targets=result.target,
             attrs={"attack": entry.key, "params": param_record, "dataset": meta.name, "split": split,
                    "target_fingerprint": fingerprint, "seed": seed, "limit": limit or 0,
-                   "shard": shard or "", "seconds": round(time.perf_counter() - start, 3)},
+                   "shard": shard or "", "restarts": restarts, "seconds": round(time.perf_counter() - start, 3)},
         )
         adversarial_store.save(path, adv)
     seconds = time.perf_counter() - start
     summary = summarize(x_all[adv.indices], adv)
     return {"attack": entry.key, "dataset": meta.name, "split": split, "path": str(path), "reused": reused,
             "target_fingerprint": fingerprint, "seed": seed, "params": param_record, "shard": shard,
+            "restarts": restarts,
             "seconds": round(float(adv.attrs.get("seconds", seconds)), 3),
             "images_per_second": round(len(adv.labels) / max(float(adv.attrs.get("seconds", seconds)), 1e-9), 2),
             **summary}
@@ -139,7 +172,7 @@ def craft(
 
 def merge_shards(dataset: str = "mnist", attack: str = "pgd_n", *, shards: int, split: str = "test",
                  limit: int | None = DEFAULT_LIMIT, eps: float | None = None, params: dict[str, Any] | None = None,
-                 seed: int = 0, workspace: str | Path | None = None) -> dict[str, Any]:
+                 seed: int = 0, workspace: str | Path | None = None, restarts: int = 1) -> dict[str, Any]:
     """Merge the `shards` shard files of one crafting job into the full cached set."""
     from arnkit.pipeline.target import ensure_target
 
@@ -151,7 +184,8 @@ def merge_shards(dataset: str = "mnist", attack: str = "pgd_n", *, shards: int, 
         overrides["eps"] = float(eps)
     instance = attack_registry.make(entry.key, dataset=meta.name, **overrides)
     _, record = ensure_target(meta.name, workspace=ws.root)
-    spec = attack_spec(meta.name, split, entry.key, instance.params(), record.fingerprint, seed, limit)
+    spec = attack_spec(meta.name, split, entry.key, instance.params(), record.fingerprint, seed, limit,
+                       check_restarts(restarts))
     name = f"{meta.name}-{split}-{entry.key}"
     parts = []
     for i in range(shards):

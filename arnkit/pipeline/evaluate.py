@@ -31,6 +31,10 @@ LARGE_EPS = 0.5
 LARGE_EPS_STEPS = 100
 ITERATION_PARAMS = ("steps", "apgd_iter")
 GRID_IMAGES = 8
+# The gradient-masking check's gradient-free attack, run on the sanity subset; its budget (defaults: see
+# docs/attacks.md) can be shrunk here for quick runs.
+GRADIENT_FREE_ATTACK = "spsa_n"
+GRADIENT_FREE_PARAMS: dict[str, Any] = {}
 
 
 @dataclass
@@ -249,11 +253,11 @@ def defended_predictions(defense: Defense, classifier: Any, x: np.ndarray, batch
 # -------------------------------------------------------------------------------------------- crafting ---
 
 def _craft(dataset: str, key: str, params: dict[str, Any], *, limit: int, seed: int, ws: Workspace,
-           progress: Progress, model: Any, tag: str) -> adversarial_store.AdversarialSet:
+           progress: Progress, model: Any, tag: str, restarts: int = 1) -> adversarial_store.AdversarialSet:
     from arnkit.pipeline.attack import craft
 
     record = craft(dataset, key, split="test", limit=limit, params=params, seed=seed, workspace=ws.root,
-                   progress=progress, model=model, fingerprint=tag)
+                   progress=progress, model=model, fingerprint=tag, restarts=restarts)
     adv = adversarial_store.load(record["path"], dataset=dataset, target_fingerprint=tag)
     adv.attrs["path"] = record["path"]
     return adv
@@ -261,8 +265,8 @@ def _craft(dataset: str, key: str, params: dict[str, Any], *, limit: int, seed: 
 
 def _sanity_suite(spec: AttackSpec, iterations: int | None, resolved: ResolvedDefense, threat: str,
                   classifier: Any, classifier_tag: str, dataset: str, x: np.ndarray, y: np.ndarray, *,
-                  seed: int, ws: Workspace, progress: Progress) -> list[dict[str, Any]]:
-    """The four checks of `arnkit.evaluation.sanity` for one defense, on the first SANITY_LIMIT images."""
+                  seed: int, ws: Workspace, progress: Progress, restarts: int = 1) -> list[dict[str, Any]]:
+    """The checks of `arnkit.evaluation.sanity` for one defense, on the first SANITY_LIMIT images."""
     meta = data.info(dataset)
     n = min(len(x), SANITY_LIMIT)
     xs, ys = x[:n], y[:n]
@@ -270,21 +274,24 @@ def _sanity_suite(spec: AttackSpec, iterations: int | None, resolved: ResolvedDe
                         defense_tag=resolved.tag)
     checks = [sanity.gradient_check(am.model, xs, ys)]
 
-    def defended_error(key: str, params: dict[str, Any], attacked: Any, tag: str) -> float:
-        adv = _craft(dataset, key, params, limit=n, seed=seed, ws=ws, progress=progress, model=attacked, tag=tag)
+    def defended_error(key: str, params: dict[str, Any], attacked: Any, tag: str, restarts: int = 1) -> float:
+        adv = _craft(dataset, key, params, limit=n, seed=seed, ws=ws, progress=progress, model=attacked, tag=tag,
+                     restarts=restarts)
         pred, _ = defended_predictions(resolved.defense, classifier, adv.x_adv)
         return metrics.error_rate(metrics.misclassified(pred, adv.labels))
 
     name = iteration_param(spec.key, dataset)
     if name is not None:
         base_count = iterations or int(attack_registry.make(spec.key, dataset=dataset).params()[name])
-        error = defended_error(spec.key, with_iterations(spec, dataset, base_count), am.model, am.tag)
-        doubled = defended_error(spec.key, with_iterations(spec, dataset, 2 * base_count), am.model, am.tag)
+        error = defended_error(spec.key, with_iterations(spec, dataset, base_count), am.model, am.tag, restarts)
+        doubled = defended_error(spec.key, with_iterations(spec, dataset, 2 * base_count), am.model, am.tag,
+                                 restarts)
         checks.append(sanity.iterations_check(error, doubled, base_count))
     else:
         checks.append(sanity.SanityCheck("iterations", True, None, "not applicable",
                                          f"{spec.key} has no iteration count"))
-        error = defended_error(spec.key, dict(spec.params), am.model, am.tag)
+        error = doubled = defended_error(spec.key, dict(spec.params), am.model, am.tag, restarts)
+    checks.append(_gradient_free_check(spec, error, doubled, defended_error, am, dataset))
     large = {"eps": LARGE_EPS, "steps": LARGE_EPS_STEPS, "step_size": 2.5 * LARGE_EPS / LARGE_EPS_STEPS}
     checks.append(sanity.large_eps_check(100.0 - defended_error("pgd_n", large, am.model, am.tag),
                                          meta.num_classes, LARGE_EPS))
@@ -301,6 +308,24 @@ def _sanity_suite(spec: AttackSpec, iterations: int | None, resolved: ResolvedDe
     return [{"defense": resolved.defense.name, "attack": spec.label, **c.to_dict()} for c in checks]
 
 
+def _gradient_free_check(spec: AttackSpec, error: float, doubled: float, defended_error: Any, am: Any,
+                         dataset: str) -> sanity.SanityCheck:
+    """SPSA against the strongest gradient attack at the same L-inf budget on the same images. The table's
+    attack is the reference when it is an untargeted L-inf gradient attack (its errors at n and 2n
+    iterations are already in hand); otherwise PGD_N at the table attack's eps (or the dataset's), since a
+    targeted or L2 attack is not the same budget."""
+    attack = attack_registry.make(spec.key, dataset=dataset, **spec.params)
+    linf = attack.distance == "linf" and "eps" in attack.params()
+    eps = float(attack.eps) if linf else float(attack_registry.make("pgd_n", dataset=dataset).eps)
+    if linf and not attack.targeted and not attack.gradient_free:
+        gradient = {spec.label: max(error, doubled)}
+    else:
+        gradient = {f"pgd_n@{eps:g}": defended_error("pgd_n", {"eps": eps}, am.model, am.tag)}
+    free = {f"{GRADIENT_FREE_ATTACK}@{eps:g}": defended_error(GRADIENT_FREE_ATTACK,
+                                                              {**GRADIENT_FREE_PARAMS, "eps": eps}, am.model, am.tag)}
+    return sanity.gradient_free_check(gradient, free)
+
+
 # ------------------------------------------------------------------------------------------- evaluate ---
 
 def evaluate(
@@ -311,6 +336,7 @@ def evaluate(
     threat_model: str = "gray",
     limit: int | None = None,
     iterations: int | None = None,
+    restarts: int = 1,
     surrogate: str | None = None,
     target_model: str | None = None,
     sanity_checks: bool = True,
@@ -328,7 +354,11 @@ def evaluate(
     the defenses stay those trained for the dataset's default target.
 
     `target_seed`: the seed of the workspace target (None = `seed`); `arnkit train`'s report passes 0, the
-    target every `arnkit train` run defends."""
+    target every `arnkit train` run defends.
+
+    `restarts`: run each attack with seeds seed, seed+1, ... and keep per image the first restart that fools
+    the attacked model (else the last); the error is that of the per-image best."""
+    from arnkit.pipeline.attack import check_restarts
     from arnkit.pipeline.target import ensure_target
 
     progress = progress or NullProgress()
@@ -336,6 +366,7 @@ def evaluate(
     meta = data.info(dataset)
     ws = Workspace.resolve(workspace)
     threat = parse_threat_model(threat_model)
+    restarts = check_restarts(restarts)
     specs = attack_specs(attack, meta.name)
     split_size = meta.split_sizes.get("test")
     # The default (None) is DEFAULT_LIMIT images, or the whole split when it is smaller; 0 is the whole split.
@@ -395,13 +426,14 @@ def evaluate(
                 start = time.perf_counter()
                 if am.tag not in crafted:
                     crafted[am.tag] = _craft(meta.name, spec.key, params, limit=n_limit, seed=seed, ws=ws,
-                                             progress=progress, model=am.model, tag=am.tag)
+                                             progress=progress, model=am.model, tag=am.tag, restarts=restarts)
                 adv = crafted[am.tag]
                 pred, restored = defended_predictions(r.defense, classifier, adv.x_adv)
                 mask = metrics.misclassified(pred, adv.labels)
                 wrong[r.defense.name][label] = mask
                 rows.append({"defense": r.defense.name, "threat_model": threat, "attack": spec.key, "label": label,
-                             "iterations": count, "seen": spec.key in r.seen and not spec.raised, "n": len(mask),
+                             "iterations": count, "restarts": restarts,
+                             "seen": spec.key in r.seen and not spec.raised, "n": len(mask),
                              "error": round(metrics.error_rate(mask), 4), "params": params,
                              "seconds": round(float(adv.attrs.get("seconds", 0.0)) + time.perf_counter() - start, 3),
                              "adversarial_path": str(adv.attrs.get("path", ""))})
@@ -423,16 +455,20 @@ def evaluate(
             if not r.defense.white_box_checks:
                 continue
             checks += _sanity_suite(specs[0], plans[specs[0].label][0], r, threat, classifier,
-                                    target_record.fingerprint, meta.name, x, y, seed=seed, ws=ws, progress=progress)
+                                    target_record.fingerprint, meta.name, x, y, seed=seed, ws=ws, progress=progress,
+                                    restarts=restarts)
 
     spec_record = {"dataset": meta.name, "threat_model": threat, "attacks": [s.label for s in specs],
                    "defenses": [r.tag for r in resolved], "target": target_record.fingerprint, "limit": n_limit,
                    "iterations": iterations, "surrogate": surrogate_tag, "seed": seed, "sanity": sanity_checks}
+    if restarts > 1:  # keyed only when used: earlier evaluation folders keep their names
+        spec_record["restarts"] = restarts
     attack_name = specs[0].label if len(specs) == 1 else ("all" if attack == "all" else f"{len(specs)}attacks")
     out_dir = ws.artifact("evaluations", f"{meta.name}-{threat}-{attack_name}".replace("@", "eps"), spec_record, "d")
     record = {
         "title": f"{meta.name}: error rates (%) under the {threat} threat model",
         "dataset": meta.name, "threat_model": threat, "split": "test", "n": len(x), "seed": seed,
+        "restarts": restarts,
         "target": {"model": target_record.model, "fingerprint": target_record.fingerprint,
                    "path": target_record.path},
         "cross_model": bool(target_model),
@@ -481,6 +517,10 @@ def run_evaluation(dataset: str = "mnist", attack: str | None = None, *, ablatio
         threat = parse_threat_model(options.get("threat_model", "gray"))
         if threat != "gray":
             raise ArnkitError("--ablation and --matrix run in the paper's gray-box setting; drop --threat-model")
+        from arnkit.pipeline.attack import check_restarts
+
+        if check_restarts(options.get("restarts", 1)) != 1:
+            raise ArnkitError("--restarts applies to one evaluation, not to --ablation or --matrix; drop it")
         common = {k: options[k] for k in ("limit", "seed", "workspace", "progress") if k in options}
         if ablation:
             return studies.evaluate_ablation(dataset, attack, train_steps=train_steps, **common)

@@ -1,0 +1,152 @@
+"""SPSA, L-inf, gradient-free (Uesato, O'Donoghue, van den Oord & Kohli, "Adversarial Risk and the Dangers of
+Evaluating Against Weak Attacks", ICML 2018, arXiv:1802.05666). Distance: L-inf. TensorFlow-only module.
+
+Per image: start from a uniform random point of the eps-ball; then `nb_iter` times estimate the gradient of the
+margin loss max_{k!=y} z_k - z_y (targeted: z_t - max_{k!=t} z_k, minimized) by simultaneous perturbation,
+mean over `spsa_samples` mirrored Rademacher directions v of (loss(x + delta v) - ...) v / delta, take one Adam
+step of `learning_rate` on that estimate and project onto the eps-ball and [0,1]. It only queries logits,
+never takes a gradient, so a defense that masks gradients (a zero or useless backward pass) cannot stop it:
+that is why the white-box sanity checks run it (arnkit.evaluation.sanity.gradient_free_check).
+
+Arguments: eps (L-inf radius in [0,1] pixel units), nb_iter, spsa_samples (even: the directions are mirrored),
+learning_rate, delta, early_stop (stop an image once it is misclassified: a success is never lost to a later
+step, and an undefended model is attacked in a few iterations), targeted, batch_size.
+
+    from arnkit import attacks
+    attack = attacks.make("spsa_n", dataset="mnist")   # eps .3, 100 iterations x 128 samples, lr .01, delta .01
+    result = attack(model, x, y, seed=0)               # model maps [0,1] images to logits
+
+The optimization is cleverhans's (cleverhans 4.0.0, `cleverhans.tf2.attacks.spsa`: its `SPSAAdam` estimator and
+Adam update, `margin_logit_loss`, `projected_optimization`), with two fixes that its `spsa()` function needs:
+(1) `SPSAAdam.__init__` passes `lr=` to the Keras 3 Adam, which refuses it (ValueError), so the estimator here
+borrows SPSAAdam's methods on a plain object; (2) its directions and random start come from the global TF
+random state, so two calls with the same seed differed: here both are stateless draws keyed by
+(seed, batch, image, iteration). Like cleverhans, it works on one image at a time (a traced graph per image).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import tensorflow as tf
+from cleverhans.tf2.attacks import spsa as ch_spsa
+
+from arnkit.attacks.base import Attack
+from arnkit.attacks.pgd import _check_eps
+from arnkit.errors import ArnkitError
+
+# cleverhans's defaults for lr, delta and samples (Uesato et al. used lr .01, delta .01 with larger
+# batches); 100 iterations keeps a robust MNIST image near 1-4 s on a 2-core CPU.
+_DEFAULTS = {"nb_iter": 100, "spsa_samples": 128, "learning_rate": 0.01, "delta": 0.01}
+
+
+class _SeededSPSAAdam:
+    """cleverhans's SPSAAdam without the Keras optimizer underneath (no variables, nothing global): the
+    estimator and the Adam step are its own methods; only the random directions are keyed by a seed."""
+
+    _compute_gradients = ch_spsa.SPSAAdam._compute_gradients
+    _apply_gradients = ch_spsa.SPSAAdam._apply_gradients
+    init_state = ch_spsa.SPSAAdam.init_state
+
+    # Keras 3 Adam's defaults, what SPSAAdam would have inherited.
+    beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7
+
+    def __init__(self, lr: tf.Tensor, delta: tf.Tensor, num_samples: int, key: tf.Tensor) -> None:
+        self.lr = lr
+        self._delta = delta
+        self._num_samples = num_samples // 2  # mirrored: +v and -v
+        self._num_iters = 1
+        self._key = key
+        self._draw = key
+
+    def _get_delta(self, x: tf.Tensor, delta: tf.Tensor) -> tf.Tensor:
+        shape = [self._num_samples] + x.get_shape().as_list()[1:]
+        return delta * tf.sign(tf.random.stateless_uniform(shape, self._draw, -1.0, 1.0))
+
+    def minimize(self, loss_fn, x, optim_state):
+        # A fresh draw per iteration: optim_state["t"] counts the steps taken.
+        step = tf.cast(optim_state["t"], tf.int32)
+        self._draw = tf.random.experimental.stateless_fold_in(self._key, step)
+        return self._apply_gradients(self._compute_gradients(loss_fn, x), x, optim_state)
+
+
+class _SeededStart:
+    """`project_perturbation` for cleverhans's `projected_optimization`: its first call projects the random
+    start, which it draws from the global random state; this replaces that draw with a seeded one."""
+
+    def __init__(self, key: tf.Tensor) -> None:
+        self._key = key
+        self._started = False
+
+    def __call__(self, perturbation, epsilon, input_image, clip_min=None, clip_max=None):
+        if not self._started:
+            self._started = True
+            perturbation = tf.random.stateless_uniform(tf.shape(input_image), self._key, -epsilon, epsilon)
+        return ch_spsa._project_perturbation(perturbation, epsilon, input_image, clip_min, clip_max)
+
+
+@tf.function(reduce_retracing=True)
+def _spsa_one(model: Any, x: tf.Tensor, label: tf.Tensor, key: tf.Tensor, eps: tf.Tensor, lr: tf.Tensor,
+              delta: tf.Tensor, nb_iter: int, samples: int, targeted: bool, early_stop: bool) -> tf.Tensor:
+    """One image [1, H, W, C] through cleverhans's projected optimization with the seeded estimator."""
+    sign = 1.0 if targeted else -1.0
+
+    def loss_fn(images, labels):
+        logits = tf.cast(model(images, training=False), tf.float32)
+        return sign * ch_spsa.margin_logit_loss(logits, labels, nb_classes=logits.get_shape()[-1])
+
+    optimizer = _SeededSPSAAdam(lr, delta, samples, tf.random.experimental.stateless_fold_in(key, 1))
+    start = _SeededStart(tf.random.experimental.stateless_fold_in(key, 0))
+    return ch_spsa.projected_optimization(loss_fn, x, label, eps, nb_iter, optimizer, 0.0, 1.0,
+                                          0.0 if early_stop else None, project_perturbation=start)
+
+
+class SPSA(Attack):
+    """L-inf SPSA (Uesato et al. 2018): gradient-free, through cleverhans's optimizer, one image at a time."""
+
+    name: ClassVar[str] = "spsa"
+    distance: ClassVar[str] = "linf"
+    targeted_by_default: ClassVar[bool] = False
+    has_eps: ClassVar[bool] = True
+    gradient_free: ClassVar[bool] = True
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "mnist": {"eps": 0.3, **_DEFAULTS},
+        "synthetic": {"eps": 0.3, **_DEFAULTS},
+        "cifar10": {"eps": 8 / 255, **_DEFAULTS},
+        "lisa": {"eps": 8 / 255, **_DEFAULTS},
+    }
+
+    def __init__(self, *, eps: float = 0.3, nb_iter: int = 100, spsa_samples: int = 128,
+                 learning_rate: float = 0.01, delta: float = 0.01, early_stop: bool = True,
+                 targeted: bool | None = None, batch_size: int = 256) -> None:
+        super().__init__(targeted=targeted, batch_size=batch_size)
+        self.eps = _check_eps(eps)
+        if int(nb_iter) != nb_iter or int(nb_iter) < 1:
+            raise ArnkitError(f"nb_iter must be an integer >= 1 (SPSA steps), got {nb_iter}")
+        if int(spsa_samples) != spsa_samples or int(spsa_samples) < 2 or int(spsa_samples) % 2:
+            raise ArnkitError(f"spsa_samples must be an even integer >= 2 (mirrored +/- directions estimate "
+                              f"the gradient), got {spsa_samples}")
+        if not learning_rate > 0.0:
+            raise ArnkitError(f"learning_rate must be > 0, got {learning_rate}")
+        if not delta > 0.0:
+            raise ArnkitError(f"delta must be > 0 (the finite-difference step), got {delta}")
+        self.nb_iter = int(nb_iter)
+        self.spsa_samples = int(spsa_samples)
+        self.learning_rate = float(learning_rate)
+        self.delta = float(delta)
+        self.early_stop = bool(early_stop)
+
+    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
+            batch: int) -> tf.Tensor:
+        if self.eps == 0.0:
+            return x
+        labels = target if self.targeted else y
+        scalars = (tf.constant(self.eps, tf.float32), tf.constant(self.learning_rate, tf.float32),
+                   tf.constant(self.delta, tf.float32))
+        base = tf.constant([int(seed), int(batch)], tf.int64)
+        out = []
+        for i in range(int(x.shape[0])):
+            key = tf.random.experimental.stateless_fold_in(base, i)
+            out.append(_spsa_one(model, x[i:i + 1], labels[i:i + 1], key, *scalars, self.nb_iter,
+                                 self.spsa_samples, self.targeted, self.early_stop))
+        return tf.concat(out, axis=0) if out else x
