@@ -44,6 +44,11 @@ def evaluate(
     restarts: Annotated[int, typer.Option(
         "--restarts", help="Run each attack N times (seeds seed, seed+1, ...); per image the first success "
                            "counts, else the last try.")] = 1,
+    convergence: Annotated[bool, typer.Option(
+        "--convergence/--no-convergence", help="white/bpda: plot error vs iterations (doubled up to "
+                                               "--max-iterations) and vs eps for the first attack (slow).")] = False,
+    max_iterations: Annotated[int, typer.Option(
+        "--max-iterations", help="--convergence: cap on the doubled iteration count.")] = 1000,
     surrogate: Annotated[str | None, typer.Option(
         "--surrogate", help="transfer only: the attacker's own pre-processor (.keras).")] = None,
     target_model: Annotated[str | None, typer.Option(
@@ -65,7 +70,8 @@ def evaluate(
     from arnkit.pipeline.evaluate import run_evaluation
 
     result = run_evaluation(dataset, attack, defenses=defense, threat_model=threat_model, limit=limit,
-                            iterations=iterations, restarts=restarts, surrogate=surrogate, target_model=target_model,
+                            iterations=iterations, restarts=restarts, convergence_curves=convergence,
+                            max_iterations=max_iterations, surrogate=surrogate, target_model=target_model,
                             ablation=ablation, matrix=matrix, train_steps=train_steps, sanity_checks=sanity,
                             seed=seed, workspace=workspace, progress=make_progress(json_out))
     if json_out:
@@ -77,15 +83,19 @@ def evaluate(
 
     def cell(name: str, label: str) -> str:
         row = cells.get((name, label))
-        return "-" if row is None else f"{row['error']:.2f}" + ("*" if row["seen"] else "")
+        if row is None:
+            return "-"
+        return (">=" if row.get("lower_bound") else "") + f"{row['error']:.2f}" + ("*" if row["seen"] else "")
 
-    title = f"{result['title']} (n={result['n']}; * = seen)"
+    title = f"{result['title']} (n={result['n']}; * = seen; >= = lower bound, the attack had not converged)"
     # Attacks as rows: a terminal fits many attacks down, few across.
     stderr.print(table(title, ["attack", *names], [[label] + [cell(n, label) for n in names] for label in labels]))
     for check in result["sanity"]:
         mark = "[green]pass[/]" if check["passed"] else "[bold red]FLAG[/]"
         stderr.print(f"sanity {check['name']} ({check['defense']}): {mark} {check['value']} {check['detail']}")
     figures = [result.get(k) for k in ("grid_png", "ablation_png", "matrix_png") if result.get(k)]
+    curves = result.get("convergence") or {}
+    figures += [curves[k] for k in ("iterations_png", "eps_png") if curves.get(k)]
     stderr.print(f"saved {', '.join(result['files'].values())}" + (f" and {', '.join(figures)}" if figures else ""))
 
 

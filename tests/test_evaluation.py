@@ -306,3 +306,59 @@ def test_restarts_below_one_are_refused(ws):
                                    "--workspace", str(ws)])
     assert out.exit_code == 1 and "--restarts must be >= 1" in out.output
     assert len(out.output.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------- convergence ---
+
+def test_convergence_curves_are_written_and_match_the_record(ws):
+    honest = ResolvedDefense(Defense("identity", "preprocessor", keras.layers.Identity()), "identity-v1")
+    # 10 PGD steps of .01 from a random start: far from converged on this target (the walk is short of the
+    # squares' margin), so the curve must climb and the number must come out as a lower bound.
+    result = evaluate("synthetic", "pgd_n", defenses=[honest], threat_model="white", limit=48, iterations=10,
+                      convergence_curves=True, max_iterations=80, sanity_checks=False, workspace=ws)
+    curves = result["convergence"]
+    for kind in ("iterations", "eps"):
+        assert open(curves[f"{kind}_png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        with open(curves[f"{kind}_csv"]) as handle:
+            table = [(r["defense"], float(r[kind]), float(r["error"])) for r in csv.DictReader(handle)]
+        curve = curves[kind]["identity"]
+        assert table == [("identity", x, e) for x, e in curve["points"]]  # CSV = JSON = the drawn line
+        assert curve["plotted"] == curve["points"]
+    it = curves["iterations"]["identity"]
+    assert [p[0] for p in it["points"]][:2] == [10, 20] and it["points"][-1][0] <= 80
+    eps = curves["eps"]["identity"]
+    errors = [e for _, e in eps["points"]]
+    assert eps["points"][0][0] == 0.0 and errors == sorted(errors) and eps["monotone"] is True
+    assert errors[-1] > errors[0] + 50.0  # from clean error to (nearly) all broken
+    saved = json.loads(open(result["files"]["json"]).read())["convergence"]
+    assert saved["eps"]["identity"]["points"] == eps["points"]
+    row = next(r for r in result["rows"] if r["label"] == "pgd_n")
+    assert row["lower_bound"] is (not it["converged"])
+    assert row["error"] == round(it["points"][0][1], 4)  # same 48 images and set: the table's number
+    assert row["lower_bound"] is True and it["converged_at"] != 10, it  # 10 steps of .01 had not converged
+    assert "(lower bound)" in open(result["files"]["markdown"]).read()
+
+
+def test_convergence_bad_input(ws):
+    with pytest.raises(ArnkitError, match="--convergence applies to --threat-model white or bpda"):
+        evaluate("synthetic", "pgd_n", defenses="none", convergence_curves=True, workspace=ws)
+    with pytest.raises(ArnkitError, match="--max-iterations must be .* >= twice"):
+        evaluate("synthetic", "pgd_n", defenses="none", threat_model="white", iterations=10,
+                 convergence_curves=True, max_iterations=15, workspace=ws)
+
+
+def test_convergence_arithmetic():
+    from arnkit.evaluation import convergence
+
+    calls = []
+    curve = convergence.iteration_curve(lambda k: calls.append(k) or min(100.0, float(k)), 10, 1000)
+    assert calls == [10, 20, 40, 80, 160, 320] and curve["converged_at"] == 160 and curve["converged"] is False
+    flat = convergence.iteration_curve(lambda k: 50.0, 40, 1000)
+    assert flat["points"] == [[40, 50.0], [80, 50.0]] and flat["converged"] is True
+    capped = convergence.iteration_curve(lambda k: float(k), 40, 200)
+    assert [p[0] for p in capped["points"]] == [40, 80, 160] and capped["converged_at"] is None
+    grid = convergence.eps_grid(0.3, 0.5)
+    assert grid[0] == 0.0 and grid[-1] == 0.5 and 0.3 in grid and grid == sorted(grid)
+    rising = convergence.eps_curve(lambda e: min(100.0, 400.0 * e), grid)
+    assert rising["points"][-1] == [0.25, 100.0] and rising["reached_100"] and rising["monotone"]
+    assert convergence.eps_curve(lambda e: 50.0 - 10.0 * e, grid)["monotone"] is False

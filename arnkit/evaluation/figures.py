@@ -97,3 +97,30 @@ def heatmap_png(path: str | Path, matrix: np.ndarray, row_labels: Sequence[str],
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, Path(path))
+
+
+def curve_png(path: str | Path, series: Mapping[str, Sequence[Sequence[float]]], *, xlabel: str,
+              ylabel: str = "error rate (%)", title: str = "", log_x: bool = False
+              ) -> tuple[Path, dict[str, list[list[float]]]]:
+    """One line per entry of `series` ({label: [[x, y], ...]}), e.g. error vs iterations per defense.
+    Returns the path and the (x, y) pairs read back from the drawn lines, so a CSV written from them holds
+    exactly what the figure shows."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    for label, points in series.items():
+        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        ax.plot(pts[:, 0], pts[:, 1], marker="o", markersize=3, label=label)
+    if log_x:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-2.0, 102.0)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if series:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    plotted = {line.get_label(): [[float(a), float(b)] for a, b in zip(line.get_xdata(), line.get_ydata(), strict=True)]
+               for line in ax.get_lines()}
+    return _save(fig, Path(path)), plotted

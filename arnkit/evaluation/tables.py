@@ -11,7 +11,8 @@ from typing import Any
 
 from arnkit.io import atomic_path, write_json_atomic
 
-CSV_FIELDS = ("defense", "threat_model", "attack", "label", "iterations", "seen", "n", "error", "seconds")
+CSV_FIELDS = ("defense", "threat_model", "attack", "label", "iterations", "restarts", "seen", "n", "error",
+              "lower_bound", "seconds")
 
 
 def pivot(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], dict[str, Any]]]:
@@ -33,11 +34,15 @@ def markdown_table(rows: Sequence[dict[str, Any]], *, title: str = "") -> str:
             if row is None:
                 out.append("-")
             else:
-                out.append(f"{row['error']:.2f}" + (" (seen)" if row.get("seen") else ""))
+                out.append(f"{row['error']:.2f}" + (" (seen)" if row.get("seen") else "")
+                           + (" (lower bound)" if row.get("lower_bound") else ""))
         lines.append(f"| {defense} | " + " | ".join(out) + " |")
     n = sorted({r["n"] for r in rows})
     lines += ["", f"Error rates (%), lower is better; n = {', '.join(map(str, n))} images; "
               "'(seen)' marks attacks the defense was trained on."]
+    if any(r.get("lower_bound") for r in rows):
+        lines.append("'(lower bound)': the attack had not converged (sanity check `iterations` or the "
+                     "convergence curve), so the true error may be higher.")
     return "\n".join(lines) + "\n"
 
 
@@ -61,3 +66,16 @@ def write_tables(directory: Path, stem: str, record: dict[str, Any]) -> dict[str
         with atomic_path(paths[kind]) as tmp:
             Path(tmp).write_text(text)
     return {k: str(v) for k, v in paths.items()}
+
+
+def write_curve_csv(path: Path, plotted: dict[str, list[list[float]]], x_name: str) -> str:
+    """defense, <x_name>, error: one row per plotted point (figures.curve_png's read-back data)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["defense", x_name, "error"])
+    for label, points in plotted.items():
+        for x, y in points:
+            writer.writerow([label, repr(float(x)), repr(float(y))])
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(buffer.getvalue())
+    return str(path)

@@ -17,7 +17,7 @@ from arnkit import attacks as attack_registry
 from arnkit.defenses.base import Defense, no_defense
 from arnkit.defenses.records import DefenseRecord
 from arnkit.errors import ArnkitError
-from arnkit.evaluation import figures, metrics, sanity, tables
+from arnkit.evaluation import convergence, figures, metrics, sanity, tables
 from arnkit.evaluation.threat_models import attacked_model, parse_threat_model
 from arnkit.progress import NullProgress, Progress
 from arnkit.workspace import Workspace
@@ -38,6 +38,7 @@ GRADIENT_FREE_PARAMS: dict[str, Any] = {}
 # SPSA spends its whole budget (100 x 128 forward passes) on every image it cannot fool, 5-20 s through a
 # pre-processor on 2 cores: the check runs both attacks on the first 50 sanity images.
 GRADIENT_FREE_LIMIT = 50
+MAX_ITERATIONS = 1000  # the convergence curve's cap on doubled iterations
 
 
 @dataclass
@@ -335,6 +336,76 @@ def _gradient_free_check(spec: AttackSpec, strongest: dict[str, Any], defended_e
     return sanity.gradient_free_check(gradient, free)
 
 
+def _convergence_curves(spec: AttackSpec, count: int | None, resolved: list[ResolvedDefense], threat: str,
+                        classifier: Any, classifier_tag: str, dataset: str, x: np.ndarray, y: np.ndarray, *,
+                        seed: int, ws: Workspace, progress: Progress, restarts: int, max_iterations: int,
+                        out_dir: Path) -> dict[str, Any]:
+    """Carlini et al. 2019's two curves for the table's first attack, per defense, on the sanity subset:
+    error vs iterations (doubling) and error vs eps (a grid from 0). Writes a PNG and a CSV per curve; the
+    CSV and the returned points are the data read back from the drawn lines."""
+    n = min(len(x), SANITY_LIMIT)
+    ys = y[:n]
+    name = iteration_param(spec.key, dataset)
+    attack = attack_registry.make(spec.key, dataset=dataset, **spec.params)
+    base = (count or int(attack.params()[name])) if name else None
+    params_at_base = with_iterations(spec, dataset, base)
+    has_eps = attack.distance == "linf" and "eps" in attack.params()
+    default_eps = float(attack_registry.make(spec.key, dataset=dataset).eps) if has_eps else 0.0
+    # MNIST-sized budgets go to LARGE_EPS (any image can reach mid-grey); small ones (8/255) to 4x the default.
+    cap = LARGE_EPS if default_eps >= 0.1 else min(1.0, 4.0 * default_eps)
+    out: dict[str, Any] = {"attack": spec.label, "n": n, "threat_model": threat, "iterations": {}, "eps": {}}
+    for r in resolved:
+        am = attacked_model(threat, r.defense, classifier, classifier_tag=classifier_tag, defense_tag=r.tag)
+
+        def error(params: dict[str, Any], am: Any = am, r: ResolvedDefense = r) -> float:
+            adv = _craft(dataset, spec.key, params, limit=n, seed=seed, ws=ws, progress=progress, model=am.model,
+                         tag=am.tag, restarts=restarts)
+            pred, _ = defended_predictions(r.defense, classifier, adv.x_adv)
+            return metrics.error_rate(metrics.misclassified(pred, ys))
+
+        def at_eps(eps: float) -> dict[str, Any]:
+            params = {**params_at_base, "eps": eps}
+            # Madry's step rule (as for the large-eps check), so the walk grows with the budget.
+            if name == "steps" and "step_size" in attack.params() and eps > 0:
+                params["step_size"] = 2.5 * eps / params_at_base.get("steps", base)
+            return params
+
+        if name is not None:
+            out["iterations"][r.defense.name] = convergence.iteration_curve(
+                lambda k, error=error: error(with_iterations(spec, dataset, k)), base, max_iterations)
+        if has_eps:
+            grid = convergence.eps_grid(float(attack.eps), max(cap, float(attack.eps)))
+            out["eps"][r.defense.name] = convergence.eps_curve(lambda e, error=error: error(at_eps(e)), grid)
+    title = f"{spec.label} ({threat}), n={n}"
+    for kind, xlabel, log_x in (("iterations", f"attack iterations ({name})", True), ("eps", "L-inf eps", False)):
+        curves = out[kind]
+        if not curves:
+            continue
+        png, plotted = figures.curve_png(out_dir / f"convergence-{kind}.png",
+                                         {d: c["points"] for d, c in curves.items()}, xlabel=xlabel,
+                                         title=title, log_x=log_x)
+        out[f"{kind}_png"] = str(png)
+        out[f"{kind}_csv"] = tables.write_curve_csv(out_dir / f"convergence-{kind}.csv", plotted, kind)
+        for d, points in plotted.items():  # what was drawn, in the JSON as in the CSV
+            curves[d]["plotted"] = points
+    return out
+
+
+def _mark_lower_bounds(rows: list[dict[str, Any]], checks: list[dict[str, Any]], curves: dict[str, Any] | None,
+                       label: str) -> None:
+    """A white-box number whose attack did not converge (iterations check failed, or the convergence curve
+    never settled within its cap) is a lower bound on the error: say so on the checked column's rows."""
+    iteration_checks = [c for c in checks if c["name"] == "iterations" and c["value"] is not None]
+    checked = {c["defense"] for c in iteration_checks}
+    unconverged = {c["defense"] for c in iteration_checks if not c["passed"]}
+    if curves:
+        checked |= set(curves["iterations"])
+        unconverged |= {d for d, c in curves["iterations"].items() if not c["converged"]}
+    for row in rows:
+        if row["label"] == label and row["defense"] in checked:  # unchecked rows claim nothing
+            row["lower_bound"] = row["defense"] in unconverged
+
+
 # ------------------------------------------------------------------------------------------- evaluate ---
 
 def evaluate(
@@ -346,6 +417,8 @@ def evaluate(
     limit: int | None = None,
     iterations: int | None = None,
     restarts: int = 1,
+    convergence_curves: bool = False,
+    max_iterations: int = MAX_ITERATIONS,
     surrogate: str | None = None,
     target_model: str | None = None,
     sanity_checks: bool = True,
@@ -366,7 +439,11 @@ def evaluate(
     target every `arnkit train` run defends.
 
     `restarts`: run each attack with seeds seed, seed+1, ... and keep per image the first restart that fools
-    the attacked model (else the last); the error is that of the per-image best."""
+    the attacked model (else the last); the error is that of the per-image best.
+
+    `convergence_curves` (white / bpda): error vs iterations (doubled from the attack's count up to
+    `max_iterations`) and error vs eps for the first attack, per defense, on the sanity subset: PNGs and
+    CSVs beside the tables, the points in the record's `convergence`."""
     from arnkit.pipeline.attack import check_restarts
     from arnkit.pipeline.target import ensure_target
 
@@ -386,6 +463,15 @@ def evaluate(
         raise ArnkitError(f"--limit {n_limit} is larger than the {meta.name} test split ({split_size}); "
                           "use --limit 0 for all of it")
     plans = {spec.label: iteration_plan(spec, meta.name, threat, iterations) for spec in specs}
+    if convergence_curves:
+        if threat not in ("white", "bpda"):
+            raise ArnkitError("--convergence applies to --threat-model white or bpda (the attacker's own "
+                              "iterations and budget); add --threat-model white")
+        name = iteration_param(specs[0].key, meta.name)
+        if name is not None:
+            first = plans[specs[0].label][0]
+            base = first or int(attack_registry.make(specs[0].key, dataset=meta.name).params()[name])
+            convergence.check_max_iterations(max_iterations, base)
     if threat == "transfer" and not surrogate:
         raise ArnkitError("the transfer threat model needs --surrogate: a pre-processor the attacker trained, as a "
                           "key (apeg, hgd, arn: the newest for this target) or a .keras path (e.g. the arn.keras "
@@ -472,8 +558,20 @@ def evaluate(
                    "iterations": iterations, "surrogate": surrogate_tag, "seed": seed, "sanity": sanity_checks}
     if restarts > 1:  # keyed only when used: earlier evaluation folders keep their names
         spec_record["restarts"] = restarts
+    if convergence_curves:
+        spec_record["convergence"] = {"max_iterations": int(max_iterations)}
     attack_name = specs[0].label if len(specs) == 1 else ("all" if attack == "all" else f"{len(specs)}attacks")
     out_dir = ws.artifact("evaluations", f"{meta.name}-{threat}-{attack_name}".replace("@", "eps"), spec_record, "d")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    curves = None
+    if convergence_curves:
+        curves = _convergence_curves(specs[0], plans[specs[0].label][0], resolved, threat, classifier,
+                                     target_record.fingerprint, meta.name, x, y, seed=seed, ws=ws,
+                                     progress=progress, restarts=restarts, max_iterations=max_iterations,
+                                     out_dir=out_dir)
+    if threat in ("white", "bpda"):
+        first = plans[specs[0].label]
+        _mark_lower_bounds(rows, checks, curves, specs[0].label if len(first) == 1 else f"{specs[0].label} x{first[0]}")
     record = {
         "title": f"{meta.name}: error rates (%) under the {threat} threat model",
         "dataset": meta.name, "threat_model": threat, "split": "test", "n": len(x), "seed": seed,
@@ -485,6 +583,7 @@ def evaluate(
         if surrogate else None,
         "attacks": [{"key": s.key, "label": s.label, "params": s.params, "iterations": plans[s.label]} for s in specs],
         "rows": rows, "sanity": checks, "sanity_passed": all(c["passed"] for c in checks),
+        "convergence": curves,
         "arnkit_version": arnkit.__version__, "seconds": 0.0,
     }
     if grid_source is not None:
@@ -530,6 +629,8 @@ def run_evaluation(dataset: str = "mnist", attack: str | None = None, *, ablatio
 
         if check_restarts(options.get("restarts", 1)) != 1:
             raise ArnkitError("--restarts applies to one evaluation, not to --ablation or --matrix; drop it")
+        if options.get("convergence_curves"):
+            raise ArnkitError("--convergence applies to one white-box evaluation, not to --ablation or --matrix")
         common = {k: options[k] for k in ("limit", "seed", "workspace", "progress") if k in options}
         if ablation:
             return studies.evaluate_ablation(dataset, attack, train_steps=train_steps, **common)
