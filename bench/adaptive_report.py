@@ -80,7 +80,7 @@ def main() -> None:
     tradeoff = ws / "adaptive-tradeoff.json"
     if tradeoff.exists():
         t = json.loads(tradeoff.read_text())
-        print("\n| step | training s | clean (1,000) | white PGD_T-40 (first %d) |" % t["white_limit"])
+        print(f"\n| step | training s | clean (1,000) | white PGD_T-40 (first {t['white_limit']}) |")
         print("|---|---|---|---|")
         for p in t["points"]:
             print(f"| {p['step']} | {p['train_seconds']:.0f} | {p['clean']} | {p['white_pgd_t_40']} |")
