@@ -1,13 +1,16 @@
 """arnkit: defend image classifiers against seen and unseen adversarial attacks.
 
 Implements "Towards Defending against Adversarial Examples via Attack-Invariant Features"
-(Zhou et al., ICML 2021) on Keras 3 / TensorFlow.
+(Zhou et al., ICML 2021) on Keras 3: TensorFlow by default, JAX and torch too (arnkit.backend).
 """
 
+from arnkit import backend as _backend
 from arnkit import runtime as _runtime
 
 # Before anything imports TensorFlow: oneDNN kernels on every x86-64 CPU, not only AVX-512 ones.
 _runtime.prefer_onednn()
+# Before anything imports Keras: with no TensorFlow installed and no backend chosen, run on JAX.
+_backend.choose_default()
 
 from arnkit.errors import ArnkitError  # noqa: E402
 

@@ -8,10 +8,12 @@ The deployed defense is the pre-processor x -> G(E(x)).
 - config.py   ARNConfig: loss weights (Section 4.1), objective "paper" | "reference", ablation switches
 - networks.py E, G, D_A, D_I and width PRESETS (backend-agnostic)
 - losses.py   Eq. 1-6 and the official code's variants (pure functions)
-- model.py    ARN(keras.Model) with the Algorithm 1 train_step, checkpoints (TensorFlow only)
+- forward.py  Algorithm 1's forward pass and the players' objectives, shared by every backend
+- model.py    ARN(keras.Model): checkpoints, the TensorFlow train_step (GradientTape, tf.distribute)
+- jax_training.py  JaxTrainer: the same step under KERAS_BACKEND=jax (one jitted step, DataParallel)
 - export.py   export_preprocessor / save_defense / load_defense (backend-agnostic)
 
-`ARN`, `training_dataset` and `read_checkpoint` import TensorFlow, so they load on first use.
+`ARN`, `JaxTrainer` and friends load on first use.
 """
 
 from arnkit.defenses.arn import losses
@@ -27,14 +29,15 @@ from arnkit.defenses.arn.networks import (
     build_networks,
 )
 
-_TF_ONLY = ("ARN", "training_dataset", "read_checkpoint", "unpack_batch")
+_LAZY = {"ARN": "model", "training_dataset": "model", "read_checkpoint": "model", "unpack_batch": "model",
+         "JaxTrainer": "jax_training", "data_parallel": "jax_training"}
 
 
 def __getattr__(name):
-    if name in _TF_ONLY:
-        from arnkit.defenses.arn import model
+    if name in _LAZY:
+        import importlib
 
-        return getattr(model, name)
+        return getattr(importlib.import_module(f"arnkit.defenses.arn.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -43,11 +46,13 @@ __all__ = [
     "PRESETS",
     "ARNConfig",
     "ARNWidths",
+    "JaxTrainer",
     "AttackDiscriminator",
     "Decoder",
     "Encoder",
     "ImageDiscriminator",
     "build_networks",
+    "data_parallel",
     "export_preprocessor",
     "load_defense",
     "losses",

@@ -11,7 +11,7 @@ mean over examples), which keeps the paper's relative weighting of the terms (Eq
 values independent of N: L_mse = sum over k and pixels, mean over examples, of the squared error.
 L_nor is a divergence between distributions and has no batch sum to divide.
 
-All functions except `gradient_penalty` use `keras.ops` only.
+All functions use `keras.ops` only (`gradient_penalty` takes the backend's input gradient).
 """
 
 from __future__ import annotations
@@ -167,28 +167,33 @@ def l_adv_bce(fake_logits):
     return ops.mean(ops.softplus(-ops.cast(_squeeze_logit(fake_logits), "float32")))
 
 
-def gradient_penalty(discriminator, real, fake, alpha):
-    """WGAN-GP term as the official code computes it (TensorFlow only: it needs a nested GradientTape).
+def gradient_penalty(discriminator, real, fake, alpha, *, input_gradient=None):
+    """WGAN-GP term as the official code computes it.
 
     x_hat = alpha * real + (1 - alpha) * fake (alpha (N,) in [0,1], one per example); the gradient of
     sum D(x_hat) with respect to x_hat is normed over the *channel axis only* (the official code's
     `norm(2, dim=1)` on NCHW), giving one norm per pixel; the result is mean((norm - 1)^2).
     In the official code `real` is the encoder's (noisy) input batch, not the natural images.
-    Differentiable with respect to the discriminator's weights when called under an outer tape.
+    discriminator: images -> scores. input_gradient(fn, x): d sum(fn(x)) / dx on the running backend, which
+    must stay differentiable with respect to the discriminator's weights (None: a TensorFlow GradientTape).
     """
+    real = ops.cast(real, "float32")
+    fake = ops.cast(fake, "float32")
+    alpha = ops.reshape(ops.cast(alpha, "float32"), (-1, 1, 1, 1))
+    x_hat = alpha * real + (1.0 - alpha) * fake
+    grads = (input_gradient or _tape_input_gradient)(discriminator, x_hat)
+    # sqrt(0) has no gradient: a tiny floor keeps single-channel images (norm = |g|) finite.
+    norms = ops.sqrt(ops.sum(ops.square(grads), axis=-1) + 1e-12)
+    return ops.mean(ops.square(norms - 1.0))
+
+
+def _tape_input_gradient(fn, x):
     import tensorflow as tf
 
-    real = tf.cast(real, tf.float32)
-    fake = tf.cast(fake, tf.float32)
-    alpha = tf.reshape(tf.cast(alpha, tf.float32), [-1, 1, 1, 1])
-    x_hat = alpha * real + (1.0 - alpha) * fake
     with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        scores = discriminator(x_hat, training=True)
-    grads = tape.gradient(scores, x_hat)
-    # sqrt(0) has no gradient: a tiny floor keeps single-channel images (norm = |g|) finite.
-    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=-1) + 1e-12)
-    return tf.reduce_mean(tf.square(norms - 1.0))
+        tape.watch(x)
+        scores = fn(x)
+    return tape.gradient(scores, x)
 
 
 def _bce_with_logits(logits, target):

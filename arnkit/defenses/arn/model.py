@@ -1,7 +1,8 @@
 """ARN training (Zhou et al., ICML 2021, Algorithm 1) as a Keras model with a custom `train_step`.
 
-TensorFlow only (GradientTape, tf.distribute, tf.data); the networks and the exported pre-processor are
-backend-agnostic (`networks.py`, `export.py`).
+The model, its checkpoints and the forward pass (`forward.py`) are backend-agnostic; `train_step` / `fit`
+is the TensorFlow step (GradientTape, tf.distribute, tf.data), and `jax_training.JaxTrainer` runs the same
+step under KERAS_BACKEND=jax (one jitted function, keras.distribution.DataParallel over local devices).
 
 Data. One batch is x_adv (B, K, H, W, C) -- each of B natural images with its K seen-attack versions,
 aligned, so the attack type of x_adv[:, k] is k -- and x_nat (B, H, W, C). Give `fit` a tf.data.Dataset of
@@ -30,10 +31,10 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from arnkit.defenses.arn import losses as L
+from arnkit import backend
 from arnkit.defenses.arn.config import ARNConfig
+from arnkit.defenses.arn.forward import Shapes, forward_losses, player_targets
 from arnkit.defenses.arn.networks import build_networks
 from arnkit.errors import ArnkitError
 from arnkit.io import atomic_path
@@ -75,11 +76,13 @@ def unpack_batch(data: Any) -> tuple[Any, Any]:
 
 
 def training_dataset(x_adv, x_nat, *, batch_size: int = 64, shuffle: bool = True, seed: int = 0,
-                     drop_remainder: bool = False) -> tf.data.Dataset:
+                     drop_remainder: bool = False) -> Any:
     """A tf.data.Dataset of {"adversarial": (B, K, H, W, C), "natural": (B, H, W, C)} batches.
 
     x_adv: an array (N, K, H, W, C) or a list of K arrays (N, H, W, C), aligned with x_nat (N, H, W, C).
     """
+    import tensorflow as tf
+
     if isinstance(x_adv, (list, tuple)):
         x_adv = np.stack([np.asarray(a, dtype=np.float32) for a in x_adv], axis=1)
     x_adv = np.asarray(x_adv, dtype=np.float32)
@@ -125,7 +128,8 @@ class ARN(keras.Model):
         self.num_domains = self.num_attacks + int(config.include_natural)
         sync = config.sync_batchnorm
         if sync is None:
-            sync = tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
+            # Under JAX one jitted program sees the global batch, so BatchNorm statistics are global already.
+            sync = backend.is_tensorflow() and _replicas_now() > 1
         (self.encoder, self.decoder, self.attack_discriminator,
          self.image_discriminator) = build_networks(self.image_shape, self.num_domains, config.preset,
                                                     sync_batchnorm=bool(sync))
@@ -160,7 +164,7 @@ class ARN(keras.Model):
         super().compile(**kwargs)
         cfg = self.arn_config
         given = dict(zip(OPTIMIZERS, (e_optimizer, g_optimizer, da_optimizer, di_optimizer), strict=True))
-        with self.distribute_strategy.scope():
+        with _strategy_scope(self):
             for (attr, optimizer), player in zip(given.items(), PLAYERS, strict=True):
                 if optimizer is None:
                     optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(cfg),
@@ -178,7 +182,7 @@ class ARN(keras.Model):
     @property
     def step(self) -> int:
         """Training steps taken so far (the encoder optimizer's iteration count)."""
-        return int(self.e_optimizer.iterations.numpy()) if hasattr(self, "e_optimizer") else 0
+        return int(keras.ops.convert_to_numpy(self.e_optimizer.iterations)) if hasattr(self, "e_optimizer") else 0
 
     # ------------------------------------------------------------------------------------- training ---
 
@@ -192,11 +196,10 @@ class ARN(keras.Model):
         #    L_G = L_mse + theta L_adv (Eq. 8).
         # 5. Update D_A with L_DA and D_I with L_DI. All four gradients come from the same forward pass
         #    (simultaneous updates), so step 5 uses the losses computed in steps 2-3, as in Algorithm 1.
+        import tensorflow as tf
+
         x_adv, x_nat = unpack_batch(data)                                              # 1
-        grads, values = self.compute_gradients(x_adv, x_nat)                          # 2, 3
-        for player, attr in zip(PLAYERS, OPTIMIZERS, strict=True):                     # 4 (E, G), 5 (D_A, D_I)
-            variables = getattr(self, player).trainable_variables
-            getattr(self, attr).apply_gradients(zip(grads[player], variables, strict=True))
+        values = self.apply_step(x_adv, x_nat)                                        # 2-5
         for tracker in self._trackers:
             tracker.update_state(values[tracker.name])
         logs = {tracker.name: tracker.result() for tracker in self._trackers}
@@ -205,41 +208,37 @@ class ARN(keras.Model):
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
-    def compute_gradients(self, x_adv, x_nat) -> tuple[dict[str, list], dict[str, Any]]:
-        """Gradients of each player's loss for its own weights, and the loss values, for one batch.
+    def fit(self, *args, **kwargs):
+        if not backend.is_tensorflow():
+            raise ArnkitError(f"ARN.fit is the TensorFlow training step; under KERAS_BACKEND={backend.name()} train "
+                              "with arnkit.defenses.arn.JaxTrainer(arn).fit(batches, steps)")
+        return super().fit(*args, **kwargs)
+
+    def apply_step(self, x_adv, x_nat, noise: Any = None) -> dict[str, Any]:
+        """One simultaneous update of the four players on one batch (TensorFlow); returns the loss values."""
+        grads, values = self.compute_gradients(x_adv, x_nat, noise=noise)              # 2, 3
+        for player, attr in zip(PLAYERS, OPTIMIZERS, strict=True):                     # 4 (E, G), 5 (D_A, D_I)
+            variables = getattr(self, player).trainable_variables
+            getattr(self, attr).apply_gradients(zip(grads[player], variables, strict=True))
+        return values
+
+    def compute_gradients(self, x_adv, x_nat, noise: Any = None) -> tuple[dict[str, list], dict[str, Any]]:
+        """Gradients of each player's loss for its own weights, and the loss values, for one batch
+        (TensorFlow backend; jax_training.JaxTrainer is the JAX one).
 
         Under a strategy each replica's mean losses are divided by num_replicas_in_sync, so the summed
-        replica gradients equal the global-batch gradient.
+        replica gradients equal the global-batch gradient. noise: optional `noise(kind, event_shape)` in
+        place of the seeded draws (tests feed both backends the same noise).
         """
+        import tensorflow as tf
+
         replicas = self.distribute_strategy.num_replicas_in_sync
         cfg = self.arn_config
         x_leak = self.craft_adaptive(tf.convert_to_tensor(x_nat, tf.float32)) if cfg.adaptive else None
         with tf.GradientTape(persistent=True) as tape:
-            values = self._forward_losses(x_adv, x_nat, x_leak)
-            e_rest = tf.constant(0.0)  # the terms of L_E (Eq. 7) besides L_mse: they reach E only
-            if cfg.use_att:
-                e_rest += cfg.lambda1 * values["att"]
-            if cfg.use_nor:
-                e_rest += cfg.lambda2 * values["nor"]
-            # L_mse (and the opt-in L_guide) reach E and G through the restored images only.
-            l_restore = cfg.mse_weight * values["mse"]
-            if cfg.guide_weight > 0:
-                l_restore += cfg.guide_weight * values["guide"]
-            if cfg.adaptive:
-                l_restore += values["adaptive"]
-            l_e = l_restore + e_rest
-            l_g_adv = cfg.theta * values["adv"] if cfg.use_adv else tf.constant(0.0)
-            l_di = values["di"] + cfg.gp_weight * values["gp"]
-            values["e_loss"] = l_e
-            values["g_loss"] = l_restore + l_g_adv
-            values["da_loss"] = values["da"]
-            values["di_loss"] = l_di
+            values = self._forward_losses(x_adv, x_nat, x_leak, noise=noise)
             # The targets must be formed inside the tape, or the tape cannot trace them back.
-            scale = 1.0 / replicas
-            restore_target = l_restore * scale
-            e_rest_target = e_rest * scale
-            g_adv_target = l_g_adv * scale
-            d_target = (values["da"] + l_di) * scale
+            targets = {name: value / replicas for name, value in player_targets(values, cfg).items()}
         restored = values.pop("restored")
         leaked_rows = values.pop("leaked_rows")
         e_vars = self.encoder.trainable_variables
@@ -252,8 +251,8 @@ class ARN(keras.Model):
         # L_mse here includes the opt-in guide term).
         # Two separate passes for L_E and L_adv would compute G's filter gradients twice: in a profile of
         # the default step G's backward was half of the step's time.
-        g_restore = _gradient(tape, restore_target, [restored])[0]
-        g_adv = _gradient(tape, g_adv_target, [restored])[0]
+        g_restore = _gradient(tape, targets["restore"], [restored])[0]
+        g_adv = _gradient(tape, targets["g_adv"], [restored])[0]
         # adaptive_update: the leaked examples' rows of dL_restore reach only the players that learn from them.
         g_restore_g, g_restore_e = g_restore, g_restore
         if leaked_rows is not None and cfg.adaptive_update != "both":
@@ -265,10 +264,10 @@ class ARN(keras.Model):
         decoder_grads = _gradient(tape, restored, g_vars, output_gradients=g_restore_g + g_adv)
         with tape:  # one scalar whose E-gradient is J^T dL_mse + d(L_att, L_nor)/dE (graph-mode tapes reject a
             # list of targets with output gradients)
-            e_surrogate = tf.reduce_sum(tf.stop_gradient(g_restore_e) * restored) + e_rest_target
+            e_surrogate = tf.reduce_sum(tf.stop_gradient(g_restore_e) * restored) + targets["e_rest"]
         encoder_grads = _gradient(tape, e_surrogate, e_vars)
         # L_DA depends on D_I's weights not at all and L_DI on D_A's not at all: one pass for both.
-        d_grads = _gradient(tape, d_target, da_vars + di_vars)
+        d_grads = _gradient(tape, targets["d"], da_vars + di_vars)
         del tape
         grads = {
             "encoder": encoder_grads,
@@ -279,88 +278,23 @@ class ARN(keras.Model):
         reported = {name: values[name] for name in LOSS_NAMES}
         return grads, reported
 
-    def _forward_losses(self, x_adv, x_nat, x_leak=None) -> dict[str, Any]:
-        """Forward pass of steps 2-3 and every loss term (unweighted, but "adaptive" weighted), per replica.
+    def _forward_losses(self, x_adv, x_nat, x_leak=None, noise: Any = None) -> dict[str, Any]:
+        """The shared forward pass (forward.forward_losses) with this model's networks, on TensorFlow."""
+        import tensorflow as tf
 
-        x_leak: the adaptive examples (M, H, W, C) of the first M natural images, or None. They go through E and
-        G with the domains (one BatchNorm batch) and meet only the restoration losses."""
-        cfg = self.arn_config
         x_adv = tf.convert_to_tensor(x_adv, tf.float32)
         x_nat = tf.convert_to_tensor(x_nat, tf.float32)
         self._check_batch(x_adv, x_nat)
         batch = tf.shape(x_nat)[0]
-        domains = tf.transpose(x_adv, [1, 0, 2, 3, 4])  # (K, B, H, W, C): domain-major
-        if cfg.include_natural:
-            domains = tf.concat([domains, x_nat[None]], axis=0)
-        x_in = tf.reshape(domains, (-1, *self.image_shape))  # (D*B, H, W, C)
-        rows = self.num_domains * batch
-
-        def per_domain(t):  # (D*B, ...) -> (D, B, ...)
-            return tf.reshape(t, tf.concat([[self.num_domains, batch], tf.shape(t)[1:]], axis=0))
-
-        # Step 2: E, the reparameterised sample z, D_A.
-        mu, logvar = self.encoder(x_in if x_leak is None else tf.concat([x_in, x_leak], axis=0), training=True)
-        mu_leak = None
-        if x_leak is not None:
-            # The leaked rows are decoded from mu, as the deployed pre-processor decodes every input.
-            mu, logvar, mu_leak = mu[:rows], logvar[:rows], mu[rows:]
-        if cfg.sample_latent:
-            z = mu + tf.exp(0.5 * logvar) * self._global_noise(batch, "normal", tf.shape(mu)[1:])
-        else:
-            z = mu
-        da_logits = per_domain(self.attack_discriminator(z, training=True))
-        # Step 3: G and D_I (natural images and all restored ones in one call).
-        restored_all = self.decoder(z if mu_leak is None else tf.concat([z, mu_leak], axis=0), training=True)
-        restored, restored_leak = ((restored_all, None) if mu_leak is None
-                                   else (restored_all[:rows], restored_all[rows:]))
-        di_logits = self.image_discriminator(tf.concat([x_nat, restored], axis=0), training=True)
-        real_logits, fake_logits = di_logits[:batch], per_domain(di_logits[batch:])
-        restored_k = per_domain(restored)
-
-        values: dict[str, Any] = {}
-        if cfg.objective == "paper":
-            values["da"] = L.l_da(da_logits)
-            values["att"] = L.l_att(da_logits)
-            values["nor"] = L.l_nor(per_domain(mu), per_domain(logvar) if cfg.sample_latent else None,
-                                    all_sum=self._all_sum())
-            values["mse"] = L.l_mse(restored_k, x_nat)
-            values["adv"] = L.l_adv(fake_logits)
-            values["di"] = L.l_di(real_logits, fake_logits)
-        else:
-            replicas = self.distribute_strategy.num_replicas_in_sync
-            values["da"] = L.l_da_bce(da_logits)
-            values["att"] = L.l_att_bce(da_logits)
-            # A sum over the batch, not a mean: scaled up here because compute_gradients divides by replicas.
-            values["nor"] = L.l_nor_reference(mu, logvar) * replicas
-            values["mse"] = L.l_mse_reference(restored_k, x_nat)
-            values["adv"] = L.l_adv_bce(fake_logits)
-            values["di"] = L.l_di_bce(real_logits, fake_logits)
-        if cfg.gp_weight > 0:
-            alpha = self._global_noise(batch, "uniform", tf.constant([], tf.int32))
-            values["gp"] = L.gradient_penalty(self.image_discriminator, x_in, tf.stop_gradient(restored), alpha)
-        else:
-            values["gp"] = tf.constant(0.0)
-        if cfg.guide_weight > 0:
-            guide = self._guide.value
-            if guide is None:
-                raise ArnkitError("guide_weight > 0 needs the target classifier: build ARN(..., guide=classifier)")
-            natural_logits = tf.stop_gradient(guide(x_nat, training=False))
-            values["guide"] = L.l_guide(per_domain(guide(restored, training=False)), natural_logits)
-        else:
-            values["guide"] = tf.constant(0.0)
-        values["adaptive"], values["leaked_rows"] = tf.constant(0.0), None
-        if x_leak is not None:
-            leaked = tf.shape(x_leak)[0]
-            natural = x_nat[:leaked]
-            term = cfg.mse_weight * L.l_mse(restored_leak[None], natural)
-            if cfg.adaptive_guide > 0:
-                natural_logits = tf.stop_gradient(self._guide.value(natural, training=False))
-                term += cfg.adaptive_guide * L.l_guide(self._guide.value(restored_leak, training=False)[None],
-                                                       natural_logits)
-            values["adaptive"] = term
-            values["leaked_rows"] = tf.concat([tf.zeros([rows]), tf.ones([leaked])], axis=0)
-        values["restored"] = restored_all  # compute_gradients differentiates through it; not a loss
-        return values
+        if noise is None:
+            def noise(kind, event_shape):
+                return self._global_noise(batch, kind, tf.constant(event_shape, tf.int32))
+        guide = self._guide.value
+        return forward_losses(lambda player, x: getattr(self, player)(x, training=True), self.arn_config,
+                              Shapes(self.image_shape, self.num_domains), x_adv, x_nat, noise=noise,
+                              guide=None if guide is None else (lambda x: guide(x, training=False)),
+                              x_leak=x_leak, all_sum=self._all_sum(),
+                              replicas=self.distribute_strategy.num_replicas_in_sync)
 
     def craft_adaptive(self, x_nat):
         """White-box PGD against the *current* pre-processor + the frozen target, for the first
@@ -368,6 +302,8 @@ class ARN(keras.Model):
 
         Untargeted, against the target's predicted label on the natural image; a random start in the eps-ball
         (noise drawn for the global batch, so replicas do not change it); BatchNorm in inference mode."""
+        import tensorflow as tf
+
         cfg = self.arn_config
         guide = self._guide.value
         if guide is None:
@@ -408,6 +344,8 @@ class ARN(keras.Model):
         Every replica draws the same global tensor from the same seed and keeps its own slice, so the noise
         an example gets does not depend on how many replicas share the batch.
         """
+        import tensorflow as tf
+
         replicas = self.distribute_strategy.num_replicas_in_sync
         replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
         seed = self.seed_generator.next()
@@ -420,6 +358,8 @@ class ARN(keras.Model):
         return tf.reshape(mine, tf.concat([[-1], event_shape], axis=0))
 
     def _all_sum(self):
+        import tensorflow as tf
+
         if self.distribute_strategy.num_replicas_in_sync == 1:
             return None
         context = tf.distribute.get_replica_context()
@@ -493,7 +433,22 @@ class ARN(keras.Model):
             raise ArnkitError(f"compile the ARN before you {action} (arn.compile())")
 
 
+def _replicas_now() -> int:
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync if tf.distribute.has_strategy() else 1
+
+
+def _strategy_scope(model):
+    """The model's tf.distribute scope on TensorFlow; on JAX the keras.distribution in force already applies."""
+    import contextlib
+
+    return model.distribute_strategy.scope() if backend.is_tensorflow() else contextlib.nullcontext()
+
+
 def _multi_worker(strategy) -> bool:
+    import tensorflow as tf
+
     in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
         in_multi_worker_mode and in_multi_worker_mode())
@@ -509,6 +464,8 @@ class _Untracked:
 def _gradient(tape, target, sources, output_gradients=None) -> list:
     """tape.gradient with zeros for sources the target does not depend on (e.g. an ablated term).
     (Not UnconnectedGradients.ZERO: it builds the zeros from `source.dtype`, a string on Keras 3 variables.)"""
+    import tensorflow as tf
+
     grads = tape.gradient(target, sources, output_gradients=output_gradients)
     return [tf.zeros_like(s) if g is None else g for g, s in zip(grads, sources, strict=True)]
 
