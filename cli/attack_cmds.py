@@ -15,6 +15,7 @@ from arnkit_cli.common import (
     emit_json,
     handle_errors,
     make_progress,
+    portable,
     stderr,
     table,
 )
@@ -39,6 +40,7 @@ def parse_params(pairs: list[str] | None) -> dict:
     return out
 
 
+@portable
 @handle_errors
 def attack(
     attack: Annotated[str, typer.Option("--attack", "-a", help="Registry key (see `arnkit attacks`).")] = "pgd_n",

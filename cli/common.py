@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -60,19 +61,52 @@ def handle_errors(func):
     def wrapper(*args, **kwargs):
         try:
             _preflight(kwargs)
-            if getattr(func, "needs_tensorflow", True):
-                import_tensorflow_quietly()
+            if getattr(wrapper, "needs_tensorflow", True):
+                _check_backend(wrapper)
             return func(*args, **kwargs)
+        except ModuleNotFoundError as exc:
+            if exc.name not in TF_MODULES:
+                raise
+            if STATE["verbose"]:
+                traceback.print_exc()
+            # A path of a portable command that only TensorFlow runs (a TF-only attack, say).
+            stderr.print(f"[bold red]error:[/] this use of `arnkit {_command(wrapper)}` needs TensorFlow "
+                         f"({exc.name} is not installed): pip install 'arnkit\\[tf]'", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         except ArnkitError as exc:
             if STATE["verbose"]:
                 traceback.print_exc()
-            stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             stderr.print("[red]interrupted[/]; finished artifacts are kept, rerun to resume")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+TF_MODULES = ("tensorflow", "tensorflow_datasets", "cleverhans")
+
+
+def portable(func):
+    """Mark a command that runs under the JAX backend too (without TensorFlow installed)."""
+    func.backends = ("tensorflow", "jax")
+    return func
+
+
+def _command(wrapper) -> str:
+    return getattr(wrapper, "command_name", wrapper.__name__.replace("_", " "))
+
+
+def _check_backend(wrapper) -> None:
+    """Import TensorFlow quietly on its backend; on another, refuse in one line unless the command is portable."""
+    from arnkit import backend
+
+    current = backend.name()
+    if current == "tensorflow":
+        import_tensorflow_quietly()
+    elif current not in getattr(wrapper, "backends", ("tensorflow",)):
+        backend.require_tensorflow(f"`arnkit {_command(wrapper)}`")
 
 
 def _preflight(kwargs: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from arnkit_cli.common import (
     emit_json,
     handle_errors,
     make_progress,
+    portable,
     stderr,
     table,
 )
@@ -25,6 +26,7 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report)
 
 
+@portable
 @handle_errors
 def evaluate(
     attack: Annotated[str | None, typer.Option(

@@ -13,6 +13,7 @@ from arnkit_cli.common import (
     emit_json,
     handle_errors,
     make_progress,
+    portable,
     stderr,
     table,
 )
@@ -25,6 +26,7 @@ def register(app: typer.Typer) -> None:
 
 
 @target_app.command("train")
+@portable
 @handle_errors
 def train(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `arnkit datasets`).")] = "mnist",
@@ -46,3 +48,6 @@ def train(
     stderr.print(table(f"target {result.model} on {result.dataset}", ["test accuracy", "epochs", "seconds",
                                                                        "reused", "path"],
                        [[result.test_accuracy, result.epochs, result.train_seconds, result.reused, result.path]]))
+
+
+train.command_name = "target train"

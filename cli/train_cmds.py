@@ -13,6 +13,7 @@ from arnkit_cli.common import (
     emit_json,
     handle_errors,
     make_progress,
+    portable,
     stderr,
     table,
 )
@@ -23,6 +24,7 @@ def register(app: typer.Typer) -> None:
     app.command("defenses")(handle_errors(defenses))
 
 
+@portable
 @handle_errors
 def train(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "mnist",
@@ -44,7 +46,8 @@ def train(
                                                                       "seen-attack pool (0 = all).")] = None,
     ablate: Annotated[list[str] | None, typer.Option("--ablate", help="arn: drop a loss term: adv, nor, att.")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="arn: default, mirrored (all local GPUs), "
-                                                                    "multiworker (TF_CONFIG).")] = None,
+                                                                    "multiworker (TF_CONFIG); under "
+                                                                    "KERAS_BACKEND=jax: dataparallel.")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the run's checkpoint.")] = True,
     learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="arn: Adam step for all four players "
                                                          "(default: 1e-3 on MNIST's short CPU schedule; the "

@@ -1,7 +1,7 @@
-"""Building blocks for adaptive attacks on pre-processing defenses. TensorFlow-only module.
+"""Building blocks for adaptive attacks on pre-processing defenses. keras.ops: runs on every Keras backend.
 
 A defense here is anything that maps [0,1] images to [0,1] images: a Keras layer or model, or a plain callable
-on tensors (a `tf.round` quantizer, a `tf.numpy_function` filter). Each wrapper below is a Keras model from
+on tensors (a `keras.ops.round` quantizer, a `tf.numpy_function` filter on TensorFlow). Each wrapper below is a Keras model from
 images to logits, so every registry attack runs through it unchanged:
 
     from arnkit import attacks
@@ -30,21 +30,25 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
-import tensorflow as tf
+from keras import ops
 
+from arnkit import backend
 from arnkit.errors import ArnkitError
 
 Transform = Callable[..., Any]
 
 
-def apply_transform(fn: Transform, x: tf.Tensor, training: bool | None, *, image_to_image: bool = False) -> tf.Tensor:
-    """Call a Keras layer with `training`, a plain callable without it. For a defense (`image_to_image`), give
-    the output x's static shape back where the callable lost it (tf.numpy_function does)."""
+def apply_transform(fn: Transform, x: Any, training: bool | None, *, image_to_image: bool = False) -> Any:
+    """Call a Keras layer with `training`, a plain callable without it. For a defense (`image_to_image`) on
+    TensorFlow, give the output x's static shape back where the callable lost it (tf.numpy_function does)."""
     out = fn(x, training=training) if isinstance(fn, keras.layers.Layer) else fn(x)
-    out = tf.convert_to_tensor(out, dtype=x.dtype)
+    out = ops.convert_to_tensor(out, dtype=keras.backend.standardize_dtype(getattr(x, "dtype", "float32")))
     # The classifier's first layer needs the image shape; a classifier's own output is left alone.
-    if image_to_image and (out.shape.rank is None or not out.shape[1:].is_fully_defined()):
-        return tf.ensure_shape(out, x.shape)
+    if image_to_image and backend.is_tensorflow():
+        import tensorflow as tf
+
+        if out.shape.rank is None or not out.shape[1:].is_fully_defined():
+            return tf.ensure_shape(out, x.shape)
     return out
 
 
@@ -63,7 +67,7 @@ class ComposedModel(keras.Model):
         self.defense = defense
         self.classifier = classifier
 
-    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+    def call(self, x: Any, training: bool | None = None) -> Any:
         return apply_transform(self.classifier, apply_transform(self.defense, x, training, image_to_image=True), training)
 
 
@@ -87,10 +91,10 @@ class BPDA(keras.Model):
         self.classifier = classifier
         self.backward = backward
 
-    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        forward = tf.stop_gradient(apply_transform(self.defense, x, training, image_to_image=True))
+    def call(self, x: Any, training: bool | None = None) -> Any:
+        forward = ops.stop_gradient(apply_transform(self.defense, x, training, image_to_image=True))
         surrogate = x if self.backward is None else apply_transform(self.backward, x, training, image_to_image=True)
-        return apply_transform(self.classifier, surrogate + tf.stop_gradient(forward - surrogate), training)
+        return apply_transform(self.classifier, surrogate + ops.stop_gradient(forward - surrogate), training)
 
 
 class EOT(keras.Model):
@@ -111,10 +115,10 @@ class EOT(keras.Model):
         self.samples = int(samples)
         self.parallel = bool(parallel)
 
-    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+    def call(self, x: Any, training: bool | None = None) -> Any:
         if self.parallel:
-            logits = apply_transform(self.model, tf.tile(x, [self.samples, 1, 1, 1]), training)
-            return tf.reduce_mean(tf.reshape(logits, [self.samples, tf.shape(x)[0], -1]), axis=0)
+            logits = apply_transform(self.model, ops.tile(x, [self.samples, 1, 1, 1]), training)
+            return ops.mean(ops.reshape(logits, [self.samples, ops.shape(x)[0], -1]), axis=0)
         total = apply_transform(self.model, x, training)
         for _ in range(self.samples - 1):
             total += apply_transform(self.model, x, training)

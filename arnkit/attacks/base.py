@@ -1,5 +1,6 @@
 """The attack contract (after Foolbox 3): one `__call__` validates, batches, clips and scores; each attack
-implements only `run`. TensorFlow-only module.
+implements only `run`. Runs on every Keras backend: on TensorFlow a batch reaches `run` as tf tensors inside
+`fast_input_gradients()` (arnkit.attacks.input_gradients); on JAX and torch as that backend's tensors.
 
     attack = PGD(eps=0.3, steps=40)
     result = attack(model, x, y, seed=0)     # model: images in [0,1] -> logits
@@ -13,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import tensorflow as tf
 
-from arnkit.attacks.input_gradients import fast_input_gradients
+from arnkit import backend
 from arnkit.errors import ArnkitError
 
 DISTANCES = ("linf", "l2", "l0", "spatial", "wasserstein", "patch")
@@ -88,9 +88,9 @@ def num_classes_of(model: Any, x_probe: np.ndarray) -> int:
 class Attack:
     """Base class. Subclasses set the class attributes and implement `run`.
 
-    `run(model, x, y, target, seed=..., batch=...)` gets one batch as tf tensors (target is None for
-    untargeted attacks), the call's `seed` and the batch's index within the call (0, 1, ...), and returns the
-    adversarial batch; the base class clips it to [0,1] and scores it. Per-call state travels as arguments,
+    `run(model, x, y, target, seed=..., batch=...)` gets one batch as tensors of the running backend (target
+    is None for untargeted attacks), the call's `seed` and the batch's index within the call (0, 1, ...), and
+    returns the adversarial batch; the base class clips it to [0,1] and scores it. Per-call state travels as arguments,
     never on `self`, so a call's output depends only on its arguments and one instance can serve overlapping
     calls (after Foolbox 3's `run`).
     """
@@ -136,14 +136,20 @@ class Attack:
         return f"{type(self).__name__}({args})"
 
     # -- the contract ----------------------------------------------------------------------------------
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
-            batch: int) -> tf.Tensor:
+    def run(self, model: Any, x: Any, y: Any, target: Any | None, *, seed: int, batch: int) -> Any:
         raise NotImplementedError
 
-    def project(self, x: tf.Tensor, x_adv: tf.Tensor) -> tf.Tensor:
+    def project(self, x: Any, x_adv: Any) -> Any:
         """Enforce the threat model after `run` (default: L-inf ball when the attack has `eps`)."""
         if self.distance == "linf" and self.has_eps and hasattr(self, "eps"):
-            x_adv = tf.clip_by_value(x_adv, x - self.eps, x + self.eps)
+            if backend.is_tensorflow():
+                import tensorflow as tf
+
+                x_adv = tf.clip_by_value(x_adv, x - self.eps, x + self.eps)
+            else:
+                from keras import ops
+
+                x_adv = ops.clip(x_adv, x - self.eps, x + self.eps)
         return x_adv
 
     def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0,
@@ -166,21 +172,45 @@ class Attack:
         # Attacks draw randomness with stateless ops seeded from (seed, batch) (tf.random.set_seed would
         # also clear every cached tf.function: ~0.7 s per call).
         seed = int(seed)
+        run_batch = self._batch_tf if backend.is_tensorflow() else self._batch_portable
         outs, preds = [], []
         for batch, start in enumerate(range(0, len(x_np), self.batch_size)):
             sl = slice(start, start + self.batch_size)
-            xb = tf.constant(x_np[sl])
-            yb = tf.constant(y_np[sl])
-            tb = None if t_np is None else tf.constant(t_np[sl])
-            with fast_input_gradients():
-                adv = self.run(model, xb, yb, tb, seed=seed, batch=batch)
-            adv = tf.convert_to_tensor(adv, dtype=tf.float32)
-            adv = tf.clip_by_value(self.project(xb, adv), 0.0, 1.0)
-            outs.append(adv.numpy())
-            preds.append(np.argmax(np.asarray(model(adv, training=False)), axis=-1))
+            adv, pred = run_batch(model, x_np[sl], y_np[sl], None if t_np is None else t_np[sl], seed, batch)
+            outs.append(adv)
+            preds.append(pred)
             if on_batch is not None:
-                on_batch(int(xb.shape[0]))
+                on_batch(len(adv))
         x_adv = np.concatenate(outs) if outs else x_np.copy()
         pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
         success = (pred == t_np) if self.targeted else (pred != y_np)
         return AttackResult(x_adv=x_adv, success=success, pred=pred, target=t_np, params=self.params())
+
+    def _batch_tf(self, model: Any, x: np.ndarray, y: np.ndarray, t: np.ndarray | None, seed: int,
+                  batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """One batch on TensorFlow: tf tensors in, the faster first-layer input gradient while `run` traces."""
+        import tensorflow as tf
+
+        from arnkit.attacks.input_gradients import fast_input_gradients
+
+        xb = tf.constant(x)
+        yb = tf.constant(y)
+        tb = None if t is None else tf.constant(t)
+        with fast_input_gradients():
+            adv = self.run(model, xb, yb, tb, seed=seed, batch=batch)
+        adv = tf.convert_to_tensor(adv, dtype=tf.float32)
+        adv = tf.clip_by_value(self.project(xb, adv), 0.0, 1.0)
+        return adv.numpy(), np.argmax(np.asarray(model(adv, training=False)), axis=-1)
+
+    def _batch_portable(self, model: Any, x: np.ndarray, y: np.ndarray, t: np.ndarray | None, seed: int,
+                        batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """One batch on JAX / torch: keras.ops tensors in (int32 labels: JAX's default integer width)."""
+        from keras import ops
+
+        xb = ops.convert_to_tensor(x, "float32")
+        yb = ops.convert_to_tensor(y.astype(np.int32))
+        tb = None if t is None else ops.convert_to_tensor(t.astype(np.int32))
+        adv = ops.cast(ops.convert_to_tensor(self.run(model, xb, yb, tb, seed=seed, batch=batch)), "float32")
+        adv = ops.clip(self.project(xb, adv), 0.0, 1.0)
+        logits = ops.convert_to_numpy(model(adv, training=False))
+        return np.asarray(ops.convert_to_numpy(adv), np.float32), np.argmax(logits, axis=-1)

@@ -1,5 +1,5 @@
 """SPSA, L-inf, gradient-free (Uesato, O'Donoghue, van den Oord & Kohli, "Adversarial Risk and the Dangers of
-Evaluating Against Weak Attacks", ICML 2018, arXiv:1802.05666). Distance: L-inf. TensorFlow-only module.
+Evaluating Against Weak Attacks", ICML 2018, arXiv:1802.05666). Distance: L-inf. Runs on every Keras backend.
 
 Per image: start from a uniform random point of the eps-ball; then `nb_iter` times estimate the gradient of the
 margin loss max_{k!=y} z_k - z_y (targeted: z_t - max_{k!=t} z_k, minimized) by simultaneous perturbation,
@@ -22,15 +22,17 @@ Adam update, `margin_logit_loss`, `projected_optimization`), with two fixes that
 borrows SPSAAdam's methods on a plain object; (2) its directions and random start come from the global TF
 random state, so two calls with the same seed differed: here both are stateless draws keyed by
 (seed, batch, image, iteration). Like cleverhans, it works on one image at a time (a traced graph per image).
+
+Off TensorFlow (JAX, torch; no cleverhans) the same estimator, Adam step, projection and early stop are keras.ops
+in arnkit.attacks.spsa_portable, vectorized over the images of a batch, with the directions drawn by numpy:
+the same algorithm, other random draws.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import tensorflow as tf
-from cleverhans.tf2.attacks import spsa as ch_spsa
-
+from arnkit import backend
 from arnkit.attacks.base import Attack
 from arnkit.attacks.pgd import _check_eps
 from arnkit.errors import ArnkitError
@@ -38,67 +40,6 @@ from arnkit.errors import ArnkitError
 # cleverhans's defaults for lr, delta and samples (Uesato et al. used lr .01, delta .01 with larger
 # batches); 100 iterations keep an image SPSA cannot fool near 0.9 s on the paper's LeNet, 2-core CPU.
 _DEFAULTS = {"nb_iter": 100, "spsa_samples": 128, "learning_rate": 0.01, "delta": 0.01}
-
-
-class _SeededSPSAAdam:
-    """cleverhans's SPSAAdam without the Keras optimizer underneath (no variables, nothing global): the
-    estimator and the Adam step are its own methods; only the random directions are keyed by a seed."""
-
-    _compute_gradients = ch_spsa.SPSAAdam._compute_gradients
-    _apply_gradients = ch_spsa.SPSAAdam._apply_gradients
-    init_state = ch_spsa.SPSAAdam.init_state
-
-    # Keras 3 Adam's defaults, what SPSAAdam would have inherited.
-    beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7
-
-    def __init__(self, lr: tf.Tensor, delta: tf.Tensor, num_samples: int, key: tf.Tensor) -> None:
-        self.lr = lr
-        self._delta = delta
-        self._num_samples = num_samples // 2  # mirrored: +v and -v
-        self._num_iters = 1
-        self._key = key
-        self._draw = key
-
-    def _get_delta(self, x: tf.Tensor, delta: tf.Tensor) -> tf.Tensor:
-        shape = [self._num_samples] + x.get_shape().as_list()[1:]
-        return delta * tf.sign(tf.random.stateless_uniform(shape, self._draw, -1.0, 1.0))
-
-    def minimize(self, loss_fn, x, optim_state):
-        # A fresh draw per iteration: optim_state["t"] counts the steps taken.
-        step = tf.cast(optim_state["t"], tf.int32)
-        self._draw = tf.random.experimental.stateless_fold_in(self._key, step)
-        return self._apply_gradients(self._compute_gradients(loss_fn, x), x, optim_state)
-
-
-class _SeededStart:
-    """`project_perturbation` for cleverhans's `projected_optimization`: its first call projects the random
-    start, which it draws from the global random state; this replaces that draw with a seeded one."""
-
-    def __init__(self, key: tf.Tensor) -> None:
-        self._key = key
-        self._started = False
-
-    def __call__(self, perturbation, epsilon, input_image, clip_min=None, clip_max=None):
-        if not self._started:
-            self._started = True
-            perturbation = tf.random.stateless_uniform(tf.shape(input_image), self._key, -epsilon, epsilon)
-        return ch_spsa._project_perturbation(perturbation, epsilon, input_image, clip_min, clip_max)
-
-
-@tf.function(reduce_retracing=True)
-def _spsa_one(model: Any, x: tf.Tensor, label: tf.Tensor, key: tf.Tensor, eps: tf.Tensor, lr: tf.Tensor,
-              delta: tf.Tensor, nb_iter: int, samples: int, targeted: bool, early_stop: bool) -> tf.Tensor:
-    """One image [1, H, W, C] through cleverhans's projected optimization with the seeded estimator."""
-    sign = 1.0 if targeted else -1.0
-
-    def loss_fn(images, labels):
-        logits = tf.cast(model(images, training=False), tf.float32)
-        return sign * ch_spsa.margin_logit_loss(logits, labels, nb_classes=logits.get_shape()[-1])
-
-    optimizer = _SeededSPSAAdam(lr, delta, samples, tf.random.experimental.stateless_fold_in(key, 1))
-    start = _SeededStart(tf.random.experimental.stateless_fold_in(key, 0))
-    return ch_spsa.projected_optimization(loss_fn, x, label, eps, nb_iter, optimizer, 0.0, 1.0,
-                                          0.0 if early_stop else None, project_perturbation=start)
 
 
 class SPSA(Attack):
@@ -136,11 +77,20 @@ class SPSA(Attack):
         self.delta = float(delta)
         self.early_stop = bool(early_stop)
 
-    def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
-            batch: int) -> tf.Tensor:
+    def run(self, model: Any, x: Any, y: Any, target: Any | None, *, seed: int, batch: int) -> Any:
         if self.eps == 0.0:
             return x
         labels = target if self.targeted else y
+        if not backend.is_tensorflow():
+            from arnkit.attacks.spsa_portable import spsa_batch
+
+            return spsa_batch(model, x, labels, eps=self.eps, nb_iter=self.nb_iter, samples=self.spsa_samples,
+                              learning_rate=self.learning_rate, delta=self.delta, targeted=self.targeted,
+                              early_stop=self.early_stop, seed=seed, batch=batch)
+        import tensorflow as tf
+
+        from arnkit.attacks.spsa_tf import spsa_one as _spsa_one
+
         scalars = (tf.constant(self.eps, tf.float32), tf.constant(self.learning_rate, tf.float32),
                    tf.constant(self.delta, tf.float32))
         base = tf.constant([int(seed), int(batch)], tf.int64)

@@ -41,18 +41,16 @@ class SanityCheck:
 
 
 def input_gradients(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """d CE(model(x), y) / dx per example (zeros where the graph is cut)."""
-    import tensorflow as tf
+    """d CE(model(x), y) / dx per example (zeros where the graph is cut), on the running Keras backend."""
+    from keras import ops
+
+    from arnkit.attacks.gradients import loss_gradient
 
     out = []
     for start in range(0, len(x), batch_size):
-        xb = tf.convert_to_tensor(x[start:start + batch_size], tf.float32)
-        yb = tf.convert_to_tensor(y[start:start + batch_size], tf.int64)
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            logits = tf.convert_to_tensor(model(xb, training=False))
-            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=yb, logits=logits))
-        out.append(tape.gradient(loss, xb, unconnected_gradients=tf.UnconnectedGradients.ZERO).numpy())
+        xb = ops.convert_to_tensor(np.asarray(x[start:start + batch_size], np.float32))
+        yb = ops.convert_to_tensor(np.asarray(y[start:start + batch_size], np.int32))
+        out.append(np.asarray(ops.convert_to_numpy(loss_gradient(model, xb, yb, loss="ce"))))
     return np.concatenate(out) if out else np.zeros_like(x)
 
 

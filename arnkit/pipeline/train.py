@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 import arnkit
-from arnkit import adversarial_store, data, presets, runtime
+from arnkit import adversarial_store, backend, data, presets, runtime
 from arnkit import attacks as attack_registry
 from arnkit.errors import ArnkitError
 from arnkit.io import write_json_atomic
@@ -23,7 +23,7 @@ from arnkit.workspace import Workspace
 DEFAULT_BATCH = 64
 # Every other per-dataset default (seen attacks, pool, steps, learning rate, width, guidance) is data in
 # arnkit.presets.
-STRATEGIES = ("default", "mirrored", "multiworker")
+STRATEGIES = ("default", "mirrored", "multiworker", "dataparallel")  # the last is JAX's
 
 
 def parse_seen(seen: str | list[str] | tuple[str, ...] | None, dataset: str) -> list[str]:
@@ -42,6 +42,24 @@ def parse_seen(seen: str | list[str] | tuple[str, ...] | None, dataset: str) -> 
     return keys
 
 
+def check_backend_options(strategy: str, *, adaptive: bool = False) -> None:
+    """Refuse, before any long work, a strategy or option the running Keras backend cannot train with."""
+    if strategy not in STRATEGIES:
+        raise ArnkitError(f"unknown strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}")
+    if backend.is_tensorflow():
+        if strategy == "dataparallel":
+            make_strategy(strategy)  # its one-line refusal
+        return
+    if strategy in ("mirrored", "multiworker"):
+        raise ArnkitError(f"--strategy {strategy} is tf.distribute's; under KERAS_BACKEND={backend.name()} use "
+                          "--strategy dataparallel (keras.distribution.DataParallel over the local devices)")
+    if backend.name() != "jax":
+        raise ArnkitError(f"ARN trains on the tensorflow or jax backend, this process runs Keras on "
+                          f"{backend.name()}: set KERAS_BACKEND=jax")
+    if adaptive:
+        backend.require_tensorflow("--adaptive (ARN trained against white-box PGD through itself)")
+
+
 def make_strategy(name: str):
     import tensorflow as tf
 
@@ -51,6 +69,9 @@ def make_strategy(name: str):
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "dataparallel":
+        raise ArnkitError("--strategy dataparallel is the JAX backend's; on TensorFlow use --strategy mirrored "
+                          "(local GPUs) or multiworker (TF_CONFIG)")
     raise ArnkitError(f"unknown strategy '{name}'; choose one of: {', '.join(STRATEGIES)}")
 
 
@@ -162,6 +183,7 @@ def train_defense(
     unknown = set(ablate) - {"adv", "nor", "att"}
     if unknown:
         raise ArnkitError(f"--ablate takes adv, nor, att; got {', '.join(sorted(unknown))}")
+    check_backend_options(strategy, adaptive=adaptive)
     # The preset's ARN schedule applies to the paper objective; the reference objective keeps its own.
     paper = objective == "paper"
     overrides = dict(config_overrides or {})
@@ -213,34 +235,19 @@ def train_defense(
         return record
 
     keras.utils.set_random_seed(seed)
-    dist = make_strategy(strategy)
-    with dist.scope():
-        arn = ARN(image_shape=meta.shape, num_attacks=len(keys), config=config,
-                  guide=target if config.guide_weight > 0 or config.adaptive else None)
-        arn.compile()
-    if resume and checkpoint.exists():
-        arn.restore_checkpoint(checkpoint)
-    start_step = arn.step
-    batches = step_batches(x_adv, x_nat, batch_size=batch_size, seed=seed)
-    callbacks = []
-    if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
-    from arnkit.progress import keras_callback
-
     started = time.perf_counter()
     progress.start(f"ARN on {meta.name} (seen {','.join(keys)})", n_steps)
-    progress.advance(start_step)
-    forward = keras_callback(_NoStartStop(progress), "", n_steps)
-    history: dict[str, float] = {}
-    step = start_step
-    while step < n_steps:
-        chunk = min(checkpoint_every, n_steps - step)
-        fit = arn.fit(batches(step), epochs=1, steps_per_epoch=chunk, verbose=0, shuffle=False, callbacks=[forward, *callbacks])
-        history = {k: float(v[-1]) for k, v in fit.history.items()}
-        step = arn.step
-        arn.save_checkpoint(checkpoint)
-        if on_checkpoint is not None:
-            on_checkpoint(step, arn)
+    if backend.is_tensorflow():
+        arn, start_step, history = _train_tf(
+            ARN, meta, keys, config, target, strategy=strategy, checkpoint=checkpoint, resume=resume,
+            x_adv=x_adv, x_nat=x_nat, batch_size=batch_size, seed=seed, n_steps=n_steps,
+            checkpoint_every=checkpoint_every, tensorboard=tensorboard, run_dir=run_dir, progress=progress,
+            on_checkpoint=on_checkpoint)
+    else:
+        arn, start_step, history = _train_jax(
+            ARN, meta, keys, config, target, strategy=strategy, checkpoint=checkpoint, resume=resume,
+            x_adv=x_adv, x_nat=x_nat, batch_size=batch_size, seed=seed, n_steps=n_steps,
+            checkpoint_every=checkpoint_every, progress=progress, on_checkpoint=on_checkpoint)
     progress.finish()
     train_seconds = time.perf_counter() - started
     phases["arn"], clock = time.perf_counter() - clock, time.perf_counter()
@@ -273,6 +280,90 @@ def train_defense(
     }
     write_json_atomic(record_path, record)
     return record
+
+
+def _train_tf(ARN, meta, keys, config, target, *, strategy, checkpoint, resume, x_adv, x_nat, batch_size, seed,
+              n_steps, checkpoint_every, tensorboard, run_dir, progress, on_checkpoint):
+    """The TensorFlow loop: `ARN.fit` in chunks under the tf.distribute strategy, a checkpoint after each."""
+    import keras
+
+    from arnkit.progress import keras_callback
+
+    dist = make_strategy(strategy)
+    with dist.scope():
+        arn = ARN(image_shape=meta.shape, num_attacks=len(keys), config=config,
+                  guide=target if config.guide_weight > 0 or config.adaptive else None)
+        arn.compile()
+    if resume and checkpoint.exists():
+        arn.restore_checkpoint(checkpoint)
+    start_step = arn.step
+    progress.advance(start_step)
+    batches = step_batches(x_adv, x_nat, batch_size=batch_size, seed=seed)
+    callbacks = []
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+    forward = keras_callback(_NoStartStop(progress), "", n_steps)
+    history: dict[str, float] = {}
+    step = start_step
+    while step < n_steps:
+        chunk = min(checkpoint_every, n_steps - step)
+        fit = arn.fit(batches(step), epochs=1, steps_per_epoch=chunk, verbose=0, shuffle=False,
+                      callbacks=[forward, *callbacks])
+        history = {k: float(v[-1]) for k, v in fit.history.items()}
+        step = arn.step
+        arn.save_checkpoint(checkpoint)
+        if on_checkpoint is not None:
+            on_checkpoint(step, arn)
+    return arn, start_step, history
+
+
+def _train_jax(ARN, meta, keys, config, target, *, strategy, checkpoint, resume, x_adv, x_nat, batch_size, seed,
+               n_steps, checkpoint_every, progress, on_checkpoint):
+    """The JAX loop: `JaxTrainer` (one jitted step; DataParallel over local devices with --strategy dataparallel),
+    numpy batches that are a pure function of (seed, step), a checkpoint every `checkpoint_every` steps."""
+    from arnkit.defenses.arn import JaxTrainer, data_parallel
+
+    if strategy in ("mirrored", "multiworker"):
+        raise ArnkitError(f"--strategy {strategy} is tf.distribute's; under KERAS_BACKEND=jax use --strategy "
+                          "dataparallel (keras.distribution.DataParallel over the local devices)")
+    if strategy == "dataparallel":
+        data_parallel()
+    arn = ARN(image_shape=meta.shape, num_attacks=len(keys), config=config,
+              guide=target if config.guide_weight > 0 else None)
+    arn.compile()
+    if resume and checkpoint.exists():
+        arn.restore_checkpoint(checkpoint)
+    trainer = JaxTrainer(arn, seed=seed)
+    start_step = trainer.step
+    progress.advance(start_step)
+    batch = numpy_batches(x_adv, x_nat, batch_size=batch_size, seed=seed)
+    history: dict[str, float] = {}
+    while trainer.step < n_steps:
+        chunk = min(checkpoint_every, n_steps - trainer.step)
+        logs = trainer.fit(batch, chunk, on_step=lambda _step, values: progress.advance(
+            1, **{k: values[k] for k in ("e_loss", "g_loss", "mse")}))
+        history = logs[-1]
+        trainer.sync()
+        arn.save_checkpoint(checkpoint)
+        if on_checkpoint is not None:
+            on_checkpoint(trainer.step, arn)
+    return arn, start_step, history
+
+
+def numpy_batches(x_adv: np.ndarray, x_nat: np.ndarray, *, batch_size: int, seed: int):
+    """`batch(step)` -> (x_adv, x_nat) for the JAX loop: epoch e = step // steps_per_epoch is a permutation
+    seeded by (seed, e), so a resumed run sees the batches an uninterrupted one would."""
+    n = len(x_nat)
+    if n < batch_size:
+        raise ArnkitError(f"the pools hold {n} images, fewer than --batch-size {batch_size}; lower --batch-size")
+    per_epoch = n // batch_size
+
+    def batch(step: int):
+        epoch, within = divmod(int(step), per_epoch)
+        idx = np.random.default_rng([int(seed), epoch]).permutation(n)[within * batch_size:(within + 1) * batch_size]
+        return x_adv[idx], x_nat[idx]
+
+    return batch
 
 
 def step_batches(x_adv: np.ndarray, x_nat: np.ndarray, *, batch_size: int, seed: int):
