@@ -95,7 +95,8 @@ def train_target(
         import json
 
         record = json.loads(record_path.read_text())
-        record["reused"] = True
+        # The file is where the spec puts it in *this* workspace (a copied or moved workspace stays usable).
+        record["path"], record["reused"] = str(path), True
         return TargetResult(**record)
 
     x_train, y_train, _ = data.load_arrays(meta.name, "train", data_dir=ws.data_dir)
