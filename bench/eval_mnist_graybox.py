@@ -14,9 +14,8 @@ from arnkit import adversarial_store, defenses
 from arnkit.io import load_model
 from arnkit.pipeline.attack import craft
 from arnkit.pipeline.target import evaluate_accuracy
+from bench_common import PAPER_ARN_PP
 
-PAPER_ARN_PP = {"clean": 1.16, "pgd_n": 1.85, "pgd_t": 1.29, "cw_n": 1.45, "ddn_n": 1.28, "aa_n": 2.38,
-                "jsma_t": 16.75, "sta_n": 9.08, "sta_t": 13.73, "fwa_n": 25.79}
 
 
 def main() -> None:

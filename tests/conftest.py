@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keras writes ~/.keras/keras.json with the backend of the first process that imports it, and later processes with
+# no KERAS_BACKEND read it back: a JAX child test running first on a fresh machine made a later TF child run on JAX
+# (CI, 2026-12). Children inherit both settings; a test that wants JAX or torch sets KERAS_BACKEND itself.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="arnkit-tests-keras-home-"))
 
 import numpy as np
 import pytest

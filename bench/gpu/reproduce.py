@@ -27,14 +27,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("KERAS_BACKEND", "jax")
+
+from bench_common import PAPER_ARN_PP  # noqa: E402  (after the backend is chosen)
 
 PAPER_STEPS = 20000
 PAPER_LR = 1e-4
-# Tables 1-2, ARN_PP on MNIST (error %).
-PAPER_ARN_PP = {"clean": 1.16, "pgd_n": 1.85, "pgd_t": 1.29, "cw_n": 1.45, "ddn_n": 1.28, "aa_n": 2.38,
-                "jsma_t": 16.75, "pgd_n@0.4": 15.27, "aa_n@0.4": 26.84, "sta_n": 9.08, "sta_t": 13.73,
-                "fwa_n": 25.79, "fwa_n@0.4": 43.76}
 COLUMNS = list(PAPER_ARN_PP)
 # Crafted on this machine under JAX: (attack key, eps override).
 PORTABLE = {"pgd_n": ("pgd_n", None), "pgd_t": ("pgd_t", None), "pgd_n@0.4": ("pgd_n", 0.4)}
