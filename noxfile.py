@@ -41,7 +41,7 @@ def notf(session: nox.Session) -> None:
     env = {"KERAS_BACKEND": "jax", "ARNKIT_WORKSPACE": str(session.create_tmp()) + "/ws"}
     session.run("arnkit", "train", "--dataset", "mnist", "--width", "tiny", "--steps", "30",
                 "--pool-size", "512", "--eval-limit", "200", env=env)
-    session.run("arnkit", "evaluate", "--dataset", "mnist", "--attack", "pgd_n", "--threat", "white",
+    session.run("arnkit", "evaluate", "--dataset", "mnist", "--attack", "pgd_n", "--threat-model", "white",
                 "--limit", "64", env=env)
     # A TF-only command answers in one line naming the extra.
     session.run("arnkit", "detect", "--method", "lid", env=env, success_codes=[1])

@@ -184,10 +184,16 @@ def main(argv: list[str] | None = None) -> dict:
         "defense_fingerprint": record["defense_fingerprint"], "seed": args.seed,
         "row": row, "missing": [c for c in COLUMNS if c not in row], "paper_arn_pp": PAPER_ARN_PP,
     }
-    (out / "result.json").write_text(json.dumps(result, indent=1, default=str))
-    (out / "row.md").write_text(markdown_row(result))
+    _write_atomic(out / "result.json", json.dumps(result, indent=1, default=str))
+    _write_atomic(out / "row.md", markdown_row(result))
     print(markdown_row(result), flush=True)
     return result
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def markdown_row(result: dict) -> str:
