@@ -9,13 +9,12 @@ import json
 import time
 
 import numpy as np
+from bench_common import PAPER_ARN_PP
 
 from arnkit import adversarial_store, defenses
 from arnkit.io import load_model
 from arnkit.pipeline.attack import craft
 from arnkit.pipeline.target import evaluate_accuracy
-from bench_common import PAPER_ARN_PP
-
 
 
 def main() -> None:

@@ -7,8 +7,9 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keras writes ~/.keras/keras.json with the backend of the first process that imports it, and later processes with
-# no KERAS_BACKEND read it back: a JAX child test running first on a fresh machine made a later TF child run on JAX
-# (CI, 2026-12). Children inherit both settings; a test that wants JAX or torch sets KERAS_BACKEND itself.
+# no KERAS_BACKEND read it back; and a module imported by a test may setdefault KERAS_BACKEND=jax (bench/gpu does).
+# Either made a later TF child run on JAX (CI, 2026-12). Children inherit both settings; a test that wants JAX or
+# torch sets KERAS_BACKEND itself.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="arnkit-tests-keras-home-"))
 
