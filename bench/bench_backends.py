@@ -1,12 +1,13 @@
-"""TensorFlow vs JAX on this machine: seconds per ARN training step (all four players) and PGD_N throughput.
+"""TensorFlow vs JAX vs torch on this machine: seconds per ARN training step (all four players) and PGD_N
+throughput.
 
 Keras fixes its backend per process, so each backend runs in a child process; the rounds alternate the backends
-(TF, JAX, TF, JAX, ...) and the table keeps each one's best round, so a busy moment hurts neither side alone.
+(TF, JAX, torch, TF, ...) and the table keeps each one's best round, so a busy moment hurts no side alone.
 Inputs are random (the cost does not depend on them); PGD_N runs its 40 MNIST iterations against an untrained
 paper LeNet-5.
 
     python bench/bench_backends.py                       # tiny and default widths, batch 64 x K=2, 2 rounds
-    python bench/bench_backends.py --presets large --rounds 3
+    python bench/bench_backends.py --presets large --rounds 3 --backends tensorflow jax
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ for preset in presets:
     keras.utils.set_random_seed(0)
     arn = ARN(image_shape=(28, 28, 1), num_attacks=2, config=ARNConfig.for_dataset("mnist", preset=preset))
     arn.compile()
-    if backend == "jax":
-        from arnkit.defenses.arn import JaxTrainer
-        trainer = JaxTrainer(arn, seed=0)
+    if backend != "tensorflow":
+        from arnkit.defenses.arn import trainer_for
+        trainer = trainer_for(arn, seed=0)                    # JaxTrainer or TorchTrainer
         step = lambda: trainer.train_step(x_adv, x_nat)        # returns host floats: it waits for the step
     else:
         import tensorflow as tf
@@ -79,11 +80,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed ARN steps per preset")
     parser.add_argument("--pgd-images", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax", "torch"],
+                        help="tensorflow first: the ratios are against it")
     args = parser.parse_args()
+    others = [b for b in args.backends if b != "tensorflow"]
 
     best: dict[str, dict[str, float]] = {}
     for _ in range(args.rounds):
-        for backend in ("tensorflow", "jax"):
+        for backend in ["tensorflow", *others]:
             result = run_child(backend, args)
             mine = best.setdefault(backend, {})
             for key, value in result.items():
@@ -93,14 +97,16 @@ def main() -> None:
                 mine[key] = better(mine.get(key, value), value)
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, best of {args.rounds} "
           f"alternating rounds, batch {args.batch} x K=2, {args.steps} timed steps")
-    print("| measure | tensorflow | jax | jax / tensorflow time |")
-    print("|---|---|---|---|")
+    names = ["tensorflow", *others]
+    print("| measure | " + " | ".join(names) + " | " + " | ".join(f"{b} / tensorflow time" for b in others) + " |")
+    print("|---" * (len(names) + len(others) + 1) + "|")
     for preset in args.presets:
-        tf_s, jax_s = best["tensorflow"][f"arn_{preset}_s"], best["jax"][f"arn_{preset}_s"]
-        print(f"| ARN step, {preset} width (s) | {tf_s:.4f} | {jax_s:.4f} | {jax_s / tf_s:.2f}x |")
-    tf_r, jax_r = best["tensorflow"]["pgd_n_img_s"], best["jax"]["pgd_n_img_s"]
-    print(f"| PGD_N, 40 steps, {args.pgd_images} images (img/s) | {tf_r:.1f} | {jax_r:.1f} | {tf_r / jax_r:.2f}x |")
-
+        secs = [best[b][f"arn_{preset}_s"] for b in names]
+        print(f"| ARN step, {preset} width (s) | " + " | ".join(f"{v:.4f}" for v in secs) + " | "
+              + " | ".join(f"{v / secs[0]:.2f}x" for v in secs[1:]) + " |")
+    rates = [best[b]["pgd_n_img_s"] for b in names]
+    print(f"| PGD_N, 40 steps, {args.pgd_images} images (img/s) | " + " | ".join(f"{v:.1f}" for v in rates) + " | "
+          + " | ".join(f"{rates[0] / v:.2f}x" for v in rates[1:]) + " |")
 
 if __name__ == "__main__":
     main()

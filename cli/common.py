@@ -89,8 +89,8 @@ TF_MODULES = ("tensorflow", "tensorflow_datasets", "cleverhans")
 
 
 def portable(func):
-    """Mark a command that runs under the JAX backend too (without TensorFlow installed)."""
-    func.backends = ("tensorflow", "jax")
+    """Mark a command that runs under the JAX and torch backends too (without TensorFlow installed)."""
+    func.backends = ("tensorflow", "jax", "torch")
     return func
 
 

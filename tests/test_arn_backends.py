@@ -1,7 +1,9 @@
-"""ARN's training step on TensorFlow and on JAX: one fixed batch gives the same losses and updated weights;
-a 30-step JAX run makes the losses fall; data parallel over 2 (virtual CPU) devices changes nothing.
+"""ARN's training step on TensorFlow, JAX and torch: one fixed batch gives the same losses and updated weights;
+30-step JAX and torch runs make the losses fall; on both, 2 + 2 steps across a checkpoint give the weights of 4;
+JAX data parallel over 2 (virtual CPU) devices changes nothing.
 
-The JAX side runs in a subprocess (tests/backend_runs/arn_step.py): Keras picks its backend once per process."""
+The JAX and torch sides run in subprocesses (tests/backend_runs/arn_step.py): Keras picks its backend once per
+process."""
 
 from __future__ import annotations
 
@@ -23,8 +25,11 @@ SCRIPT = Path(__file__).parent / "backend_runs" / "arn_step.py"
 B, K = 8, 2
 
 
-def run_jax(mode: str, folder: Path, *, devices: int = 1) -> None:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+def run_backend(mode: str, folder: Path, *, devices: int = 1, backend: str = "jax") -> None:
+    """Run arn_step.py MODE on `backend` (jax or torch) in a child process."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
     if devices > 1:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     done = subprocess.run([sys.executable, str(SCRIPT), mode, str(folder)], env=env, capture_output=True,
@@ -79,41 +84,42 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_tf_and_jax_agree_on_one_batch(tmp_path, name):
+def test_tf_jax_and_torch_agree_on_one_batch(tmp_path, name):
     overrides, with_guide = CONFIGS[name]
     config = ARNConfig.for_dataset("mnist", preset="tiny", **overrides)
     arn, x_adv, x_nat, noise = prepare(tmp_path, config, guide=tiny_guide() if with_guide else None)
     tf_losses = tf_step(arn, x_adv, x_nat, noise)
     arn.save_checkpoint(tmp_path / "tf.npz")
-    run_jax("step", tmp_path)
-
-    jax_losses = json.loads((tmp_path / "jax.json").read_text())["losses"]
-    for loss in ("e_loss", "g_loss", "da_loss", "di_loss", "mse", "att", "nor", "adv", "gp", "guide"):
-        assert jax_losses[loss] == pytest.approx(tf_losses[loss], rel=1e-4, abs=1e-5), loss
     if with_guide:
         assert tf_losses["guide"] > 0
     if name == "reference":
         assert tf_losses["gp"] > 0
     _, initial = read_checkpoint(tmp_path / "initial.npz")
     _, after_tf = read_checkpoint(tmp_path / "tf.npz")
-    _, after_jax = read_checkpoint(tmp_path / "jax.npz")
-    assert after_tf.keys() == after_jax.keys()
-    moved = 0
-    for key in after_tf:
-        if key.startswith("seed_generator"):
-            continue  # TF drew nothing from it (fixed noise); JAX never does (its keys fold in the step)
-        tf_value, jax_value = after_tf[key].astype(np.float64), after_jax[key].astype(np.float64)
-        moved += int(not np.allclose(tf_value, initial[key]))
-        # Float round-off only: every weight, BatchNorm statistic and Adam moment (the moments are the
-        # gradient and its square) agrees to 1e-4 of its tensor's scale (measured: under 1e-5).
-        scale = np.abs(tf_value).max()
-        assert np.abs(jax_value - tf_value).max() <= 1e-4 * scale + 1e-9, key
-    assert moved > 20  # the step changed weights, statistics and optimizer state on both backends
+    for other in ("jax", "torch"):
+        run_backend("step", tmp_path, backend=other)
+        other_losses = json.loads((tmp_path / f"{other}.json").read_text())["losses"]
+        for loss in ("e_loss", "g_loss", "da_loss", "di_loss", "mse", "att", "nor", "adv", "gp", "guide"):
+            assert other_losses[loss] == pytest.approx(tf_losses[loss], rel=1e-4, abs=1e-5), (other, loss)
+        _, after_other = read_checkpoint(tmp_path / f"{other}.npz")
+        assert after_tf.keys() == after_other.keys()
+        moved = 0
+        for key in after_tf:
+            if key.startswith("seed_generator"):
+                continue  # TF drew nothing from it (fixed noise); neither do JAX (keys fold in the step) nor torch
+            tf_value, other_value = after_tf[key].astype(np.float64), after_other[key].astype(np.float64)
+            moved += int(not np.allclose(tf_value, initial[key]))
+            # Float round-off only: every weight, BatchNorm statistic and Adam moment (the moments are the
+            # gradient and its square) agrees to 1e-4 of its tensor's scale (measured: under 1e-5).
+            scale = np.abs(tf_value).max()
+            assert np.abs(other_value - tf_value).max() <= 1e-4 * scale + 1e-9, (other, key)
+        assert moved > 20  # the step changed weights, statistics and optimizer state on both backends
 
 
-def test_jax_losses_fall_over_30_tiny_steps(tmp_path):
-    run_jax("fall", tmp_path)
-    result = json.loads((tmp_path / "fall.json").read_text())
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_losses_fall_over_30_tiny_steps(tmp_path, backend):
+    run_backend("fall", tmp_path, backend=backend)
+    result = json.loads((tmp_path / f"fall-{backend}.json").read_text())
     history = result["history"]
     assert result["step"] == 30 and len(history) == 30
     first, last = history[:5], history[-5:]
@@ -123,11 +129,23 @@ def test_jax_losses_fall_over_30_tiny_steps(tmp_path):
     assert all(np.isfinite(h[name]) for h in history for name in h)
 
 
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path, backend):
+    run_backend("resume", tmp_path, backend=backend)
+    _, straight = read_checkpoint(tmp_path / f"resume-{backend}-straight.npz")
+    _, resumed = read_checkpoint(tmp_path / f"resume-{backend}-resumed.npz")
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        if key.startswith("seed_generator"):
+            continue
+        assert np.allclose(straight[key], resumed[key], rtol=1e-5, atol=1e-6), key
+
+
 def test_jax_data_parallel_matches_one_device(tmp_path):
     config = ARNConfig.for_dataset("mnist", preset="tiny")
     prepare(tmp_path, config, guide=None)
-    run_jax("step", tmp_path)
-    run_jax("dp", tmp_path, devices=2)
+    run_backend("step", tmp_path)
+    run_backend("dp", tmp_path, devices=2)
     single = json.loads((tmp_path / "jax.json").read_text())
     split = json.loads((tmp_path / "dp.json").read_text())
     assert split["devices"] == 2

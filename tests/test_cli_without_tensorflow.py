@@ -1,6 +1,6 @@
-"""`arnkit` on KERAS_BACKEND=jax with TensorFlow, TFDS and cleverhans made unimportable (as in a venv that has
-only `arnkit[jax]`; `nox -s notf` builds that venv for real): the portable commands run end to end, the others
-refuse in one line that names the extra to install, and `--strategy mirrored` points to DataParallel."""
+"""`arnkit` on KERAS_BACKEND=jax (and torch) with TensorFlow, TFDS and cleverhans made unimportable (as in a venv
+that has only `arnkit[jax]`; `nox -s notf` builds that venv for real): the portable commands run end to end, the
+others refuse in one line that names the extra to install, and `--strategy mirrored` points to DataParallel."""
 
 from __future__ import annotations
 
@@ -37,9 +37,10 @@ _CHILD = textwrap.dedent(f"""
 """)
 
 
-def arnkit(tmp_path: Path, *args: str, timeout: int = 600) -> tuple[subprocess.CompletedProcess, dict]:
+def arnkit(tmp_path: Path, *args: str, timeout: int = 600, backend: str = "jax"
+           ) -> tuple[subprocess.CompletedProcess, dict]:
     report = tmp_path / "report.json"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "ARNKIT_WORKSPACE": str(tmp_path / "ws"),
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "ARNKIT_WORKSPACE": str(tmp_path / "ws"),
            "ARNKIT_PROGRESS": "plain", "COLUMNS": "200", "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", _CHILD, str(report), *args], env=env, capture_output=True,
                           text=True, timeout=timeout, cwd=tmp_path)
@@ -51,11 +52,14 @@ def error_lines(done: subprocess.CompletedProcess) -> list[str]:
 
 
 @pytest.mark.slow
-def test_train_and_evaluate_run_under_jax_without_tensorflow(tmp_path):
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_train_and_evaluate_run_without_tensorflow(tmp_path, backend):
+    if backend == "torch":
+        pytest.importorskip("torch")
     done, report = arnkit(tmp_path, "train", "--json", "--dataset", "synthetic", "--width", "tiny", "--steps", "30",
-                          "--pool-size", "128", "--eval-limit", "64")
+                          "--pool-size", "128", "--eval-limit", "64", backend=backend)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert report == {"backend": "jax", "loaded": []}
+    assert report == {"backend": backend, "loaded": []}
     record = json.loads(done.stdout)
     assert record["steps"] == 30 and Path(record["defense_path"]).exists()
     # The closing gray-box report: ARN in front of the target beats the bare target on the seen attacks.
@@ -64,7 +68,7 @@ def test_train_and_evaluate_run_under_jax_without_tensorflow(tmp_path):
         assert errors["arn"] < errors["none"] - 20, (key, errors)
 
     done, report = arnkit(tmp_path, "evaluate", "--json", "--dataset", "synthetic", "--attack", "pgd_n",
-                          "--limit", "32", "--threat-model", "white", "--no-sanity")
+                          "--limit", "32", "--threat-model", "white", "--no-sanity", backend=backend)
     assert done.returncode == 0, done.stderr[-3000:]
     assert report["loaded"] == []
     white = json.loads(done.stdout)
@@ -92,3 +96,9 @@ def test_tf_distribute_strategy_under_jax_points_to_data_parallel(tmp_path):
     assert done.returncode == 1
     lines = error_lines(done)
     assert len(lines) == 1 and "--strategy dataparallel" in lines[0] and "DataParallel" in lines[0], done.stderr
+    pytest.importorskip("torch")
+    done, _ = arnkit(tmp_path, "train", "--dataset", "synthetic", "--width", "tiny", "--steps", "2",
+                     "--pool-size", "64", "--strategy", "dataparallel", timeout=300, backend="torch")
+    assert done.returncode == 1
+    lines = error_lines(done)
+    assert len(lines) == 1 and "KERAS_BACKEND=torch drop --strategy" in lines[0], done.stderr

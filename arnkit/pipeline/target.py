@@ -134,7 +134,10 @@ def _optimizer(recipe: TargetRecipe, total_steps: int):
 
 
 def evaluate_accuracy(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
-    preds = [np.argmax(np.asarray(model(x[i:i + batch_size], training=False)), -1) for i in range(0, len(x), batch_size)]
+    from keras import ops
+
+    preds = [np.argmax(ops.convert_to_numpy(model(x[i:i + batch_size], training=False)), -1)
+             for i in range(0, len(x), batch_size)]
     return float(np.mean(np.concatenate(preds) == y)) if len(x) else 0.0
 
 

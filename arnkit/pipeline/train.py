@@ -50,12 +50,16 @@ def check_backend_options(strategy: str, *, adaptive: bool = False) -> None:
         if strategy == "dataparallel":
             make_strategy(strategy)  # its one-line refusal
         return
-    if strategy in ("mirrored", "multiworker"):
-        raise ArnkitError(f"--strategy {strategy} is tf.distribute's; under KERAS_BACKEND={backend.name()} use "
-                          "--strategy dataparallel (keras.distribution.DataParallel over the local devices)")
-    if backend.name() != "jax":
-        raise ArnkitError(f"ARN trains on the tensorflow or jax backend, this process runs Keras on "
+    if backend.name() not in ("jax", "torch"):
+        raise ArnkitError(f"ARN trains on the tensorflow, jax or torch backend, this process runs Keras on "
                           f"{backend.name()}: set KERAS_BACKEND=jax")
+    if strategy in ("mirrored", "multiworker"):
+        advice = ("use --strategy dataparallel (keras.distribution.DataParallel over the local devices)"
+                  if backend.name() == "jax" else "drop --strategy (torch trains on one device)")
+        raise ArnkitError(f"--strategy {strategy} is tf.distribute's; under KERAS_BACKEND={backend.name()} {advice}")
+    if strategy == "dataparallel" and backend.name() == "torch":
+        raise ArnkitError("--strategy dataparallel is keras.distribution's JAX data parallel; under "
+                          "KERAS_BACKEND=torch drop --strategy, or set KERAS_BACKEND=jax")
     if adaptive:
         backend.require_tensorflow("--adaptive (ARN trained against white-box PGD through itself)")
 
@@ -244,7 +248,7 @@ def train_defense(
             checkpoint_every=checkpoint_every, tensorboard=tensorboard, run_dir=run_dir, progress=progress,
             on_checkpoint=on_checkpoint)
     else:
-        arn, start_step, history = _train_jax(
+        arn, start_step, history = _train_stepped(
             ARN, meta, keys, config, target, strategy=strategy, checkpoint=checkpoint, resume=resume,
             x_adv=x_adv, x_nat=x_nat, batch_size=batch_size, seed=seed, n_steps=n_steps,
             checkpoint_every=checkpoint_every, progress=progress, on_checkpoint=on_checkpoint)
@@ -317,15 +321,13 @@ def _train_tf(ARN, meta, keys, config, target, *, strategy, checkpoint, resume, 
     return arn, start_step, history
 
 
-def _train_jax(ARN, meta, keys, config, target, *, strategy, checkpoint, resume, x_adv, x_nat, batch_size, seed,
-               n_steps, checkpoint_every, progress, on_checkpoint):
-    """The JAX loop: `JaxTrainer` (one jitted step; DataParallel over local devices with --strategy dataparallel),
-    numpy batches that are a pure function of (seed, step), a checkpoint every `checkpoint_every` steps."""
-    from arnkit.defenses.arn import JaxTrainer, data_parallel
+def _train_stepped(ARN, meta, keys, config, target, *, strategy, checkpoint, resume, x_adv, x_nat, batch_size,
+                   seed, n_steps, checkpoint_every, progress, on_checkpoint):
+    """The JAX and torch loop: `trainer_for` (JAX: one jitted step, DataParallel over local devices with
+    --strategy dataparallel; torch: autograd), numpy batches that are a pure function of (seed, step), a
+    checkpoint every `checkpoint_every` steps."""
+    from arnkit.defenses.arn import data_parallel, trainer_for
 
-    if strategy in ("mirrored", "multiworker"):
-        raise ArnkitError(f"--strategy {strategy} is tf.distribute's; under KERAS_BACKEND=jax use --strategy "
-                          "dataparallel (keras.distribution.DataParallel over the local devices)")
     if strategy == "dataparallel":
         data_parallel()
     arn = ARN(image_shape=meta.shape, num_attacks=len(keys), config=config,
@@ -333,7 +335,7 @@ def _train_jax(ARN, meta, keys, config, target, *, strategy, checkpoint, resume,
     arn.compile()
     if resume and checkpoint.exists():
         arn.restore_checkpoint(checkpoint)
-    trainer = JaxTrainer(arn, seed=seed)
+    trainer = trainer_for(arn, seed=seed)
     start_step = trainer.step
     progress.advance(start_step)
     batch = numpy_batches(x_adv, x_nat, batch_size=batch_size, seed=seed)
@@ -351,8 +353,8 @@ def _train_jax(ARN, meta, keys, config, target, *, strategy, checkpoint, resume,
 
 
 def numpy_batches(x_adv: np.ndarray, x_nat: np.ndarray, *, batch_size: int, seed: int):
-    """`batch(step)` -> (x_adv, x_nat) for the JAX loop: epoch e = step // steps_per_epoch is a permutation
-    seeded by (seed, e), so a resumed run sees the batches an uninterrupted one would."""
+    """`batch(step)` -> (x_adv, x_nat) for the JAX and torch loop: epoch e = step // steps_per_epoch is a
+    permutation seeded by (seed, e), so a resumed run sees the batches an uninterrupted one would."""
     n = len(x_nat)
     if n < batch_size:
         raise ArnkitError(f"the pools hold {n} images, fewer than --batch-size {batch_size}; lower --batch-size")

@@ -11,9 +11,11 @@ The deployed defense is the pre-processor x -> G(E(x)).
 - forward.py  Algorithm 1's forward pass and the players' objectives, shared by every backend
 - model.py    ARN(keras.Model): checkpoints, the TensorFlow train_step (GradientTape, tf.distribute)
 - jax_training.py  JaxTrainer: the same step under KERAS_BACKEND=jax (one jitted step, DataParallel)
+- torch_training.py  TorchTrainer: the same step under KERAS_BACKEND=torch (torch autograd)
+- stepping.py the loop JaxTrainer and TorchTrainer share; trainer_for(arn) picks the running backend's
 - export.py   export_preprocessor / save_defense / load_defense (backend-agnostic)
 
-`ARN`, `JaxTrainer` and friends load on first use.
+`ARN`, `JaxTrainer`, `TorchTrainer` and friends load on first use.
 """
 
 from arnkit.defenses.arn import losses
@@ -30,7 +32,8 @@ from arnkit.defenses.arn.networks import (
 )
 
 _LAZY = {"ARN": "model", "training_dataset": "model", "read_checkpoint": "model", "unpack_batch": "model",
-         "JaxTrainer": "jax_training", "data_parallel": "jax_training"}
+         "JaxTrainer": "jax_training", "data_parallel": "jax_training", "TorchTrainer": "torch_training",
+         "trainer_for": "stepping"}
 
 
 def __getattr__(name):
@@ -47,6 +50,7 @@ __all__ = [
     "ARNConfig",
     "ARNWidths",
     "JaxTrainer",
+    "TorchTrainer",
     "AttackDiscriminator",
     "Decoder",
     "Encoder",
@@ -58,6 +62,7 @@ __all__ = [
     "losses",
     "read_checkpoint",
     "save_defense",
+    "trainer_for",
     "training_dataset",
     "unpack_batch",
 ]

@@ -20,17 +20,15 @@ step is one SPMD program whose BatchNorm statistics and gradients are those of t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from arnkit import backend
-from arnkit.defenses.arn.forward import Shapes, forward_losses, player_targets
+from arnkit.defenses.arn.forward import forward_losses, player_targets
+from arnkit.defenses.arn.stepping import PLAYERS, SteppedTrainer
 from arnkit.errors import ArnkitError
 
-PLAYERS = ("encoder", "decoder", "attack_discriminator", "image_discriminator")
-OPTIMIZERS = ("e_optimizer", "g_optimizer", "da_optimizer", "di_optimizer")
 # The pull-backs of the one vjp (D_A and D_I share one): how each player weighs (restore, e_rest, g_adv, d).
 WEIGHTINGS = {"encoder": (1.0, 1.0, 0.0, 0.0), "decoder": (1.0, 0.0, 1.0, 0.0), "attack_discriminator": (0.0, 0.0, 0.0, 1.0)}
 TARGETS = ("restore", "e_rest", "g_adv", "d")
@@ -51,30 +49,21 @@ def data_parallel(devices: list | None = None):
     return distribution
 
 
-class JaxTrainer:
+class JaxTrainer(SteppedTrainer):
     """Trains a compiled `ARN` under the JAX backend; the state lives here between `sync()` calls."""
+
+    backend_name = "jax"
 
     def __init__(self, arn: Any, *, seed: int | None = None) -> None:
         import jax
 
-        backend.require_backend("JaxTrainer", ("jax",))
-        arn._require_compiled("train it under JAX")
-        cfg = arn.arn_config
-        if cfg.adaptive:
-            raise ArnkitError("adaptive ARN training (--adaptive) runs on the TensorFlow backend only; drop --adaptive "
-                              "or set KERAS_BACKEND=tensorflow")
-        self.arn = arn
-        self.networks = {player: getattr(arn, player) for player in PLAYERS}
-        self.optimizers = {player: getattr(arn, attr) for player, attr in zip(PLAYERS, OPTIMIZERS, strict=True)}
-        self.shapes = Shapes(arn.image_shape, arn.num_domains)
-        guide = arn._guide.value if cfg.guide_weight > 0 else None
-        self.guide = guide
+        super().__init__(arn, seed=seed)
+        guide = self.guide
         self.guide_state = None if guide is None else (
             [v.value for v in guide.trainable_variables], [v.value for v in guide.non_trainable_variables])
-        self.key = jax.random.PRNGKey(cfg.seed if seed is None else int(seed))
+        self.key = jax.random.PRNGKey(self.seed)
         self.distribution = _current_distribution()
         self.state = self._read_state()
-        self.step = arn.step  # steps taken: the encoder optimizer's iteration count
         self._step = jax.jit(self._pure_step, donate_argnums=(0,))
 
     # ------------------------------------------------------------------------------------- state ---
@@ -163,20 +152,6 @@ class JaxTrainer:
         self.state, values = self._step(self.state, x_adv, x_nat, np.int32(self.step), noise)
         self.step += 1
         return {name: float(value) for name, value in values.items()}
-
-    def fit(self, batches: Callable[[int], tuple[np.ndarray, np.ndarray]], steps: int, *,
-            on_step: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
-        """Run `steps` steps from the current one; batches(step) gives (x_adv, x_nat). Returns each step's
-        losses. Call `sync()` before checkpointing or exporting."""
-        history = []
-        for _ in range(int(steps)):
-            step = self.step
-            x_adv, x_nat = batches(step)
-            logs = self.train_step(x_adv, x_nat)
-            history.append(logs)
-            if on_step is not None:
-                on_step(step + 1, logs)
-        return history
 
     def _place(self, array: np.ndarray):
         """Split a batch over the devices of the DataParallel distribution (one device: as it is)."""

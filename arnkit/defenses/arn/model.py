@@ -36,14 +36,13 @@ from arnkit import backend
 from arnkit.defenses.arn.config import ARNConfig
 from arnkit.defenses.arn.forward import Shapes, forward_losses, player_targets
 from arnkit.defenses.arn.networks import build_networks
+from arnkit.defenses.arn.stepping import OPTIMIZERS, PLAYERS
 from arnkit.errors import ArnkitError
 from arnkit.io import atomic_path
 
 LOSS_NAMES = ("e_loss", "g_loss", "da_loss", "di_loss", "mse", "att", "nor", "adv", "gp", "guide", "adaptive")
 CHECKPOINT_FORMAT = "arnkit-arn-checkpoint"
 CHECKPOINT_VERSION = 1
-PLAYERS = ("encoder", "decoder", "attack_discriminator", "image_discriminator")
-OPTIMIZERS = ("e_optimizer", "g_optimizer", "da_optimizer", "di_optimizer")
 
 
 def learning_rate_schedule(config: ARNConfig) -> float | keras.optimizers.schedules.LearningRateSchedule:
@@ -211,7 +210,7 @@ class ARN(keras.Model):
     def fit(self, *args, **kwargs):
         if not backend.is_tensorflow():
             raise ArnkitError(f"ARN.fit is the TensorFlow training step; under KERAS_BACKEND={backend.name()} train "
-                              "with arnkit.defenses.arn.JaxTrainer(arn).fit(batches, steps)")
+                              "with arnkit.defenses.arn.trainer_for(arn).fit(batches, steps)")
         return super().fit(*args, **kwargs)
 
     def apply_step(self, x_adv, x_nat, noise: Any = None) -> dict[str, Any]:
