@@ -1,4 +1,5 @@
-"""The loop both stateless-step trainers share (JaxTrainer, TorchTrainer): `fit` over `batches(step)`."""
+"""What the JAX and torch trainers (JaxTrainer, TorchTrainer) share: the checks and handles of the constructor,
+`fit` over `batches(step)`, and `trainer_for(arn)`, which picks the running backend's trainer."""
 
 from __future__ import annotations
 
