@@ -108,5 +108,6 @@ def main() -> None:
     print(f"| PGD_N, 40 steps, {args.pgd_images} images (img/s) | " + " | ".join(f"{v:.1f}" for v in rates) + " | "
           + " | ".join(f"{rates[0] / v:.2f}x" for v in rates[1:]) + " |")
 
+
 if __name__ == "__main__":
     main()

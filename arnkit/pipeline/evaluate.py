@@ -589,9 +589,9 @@ def evaluate(
     if grid_source is not None:
         grid_rows = {"natural": x[:GRID_IMAGES], "adversarial": grid_source[0], **{
             f"restored ({name})": images for name, images in restored_for_grid.items() if name != "none"}}
-        from keras import ops
+        from arnkit.detection.detector import predict_labels
 
-        captions = {name: [str(int(c)) for c in np.argmax(ops.convert_to_numpy(classifier(images, training=False)), -1)]
+        captions = {name: [str(int(c)) for c in predict_labels(classifier, images)]
                     for name, images in grid_rows.items()}
         record["grid_png"] = str(figures.image_grid_png(out_dir / "grid.png", grid_rows, captions=captions,
                                                         title=f"{specs[0].label} ({threat}); captions: predicted class"))

@@ -134,11 +134,9 @@ def _optimizer(recipe: TargetRecipe, total_steps: int):
 
 
 def evaluate_accuracy(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
-    from keras import ops
+    from arnkit.detection.detector import predict_labels
 
-    preds = [np.argmax(ops.convert_to_numpy(model(x[i:i + batch_size], training=False)), -1)
-             for i in range(0, len(x), batch_size)]
-    return float(np.mean(np.concatenate(preds) == y)) if len(x) else 0.0
+    return float(np.mean(predict_labels(model, x, batch_size) == y)) if len(x) else 0.0
 
 
 def ensure_target(dataset: str, model: str | None = None, *, workspace: str | Path | None = None, seed: int = 0,

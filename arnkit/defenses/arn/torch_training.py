@@ -49,9 +49,9 @@ class TorchTrainer(SteppedTrainer):
         import keras
         import torch
 
-        self.arn._check_batch(np.asarray(x_adv), np.asarray(x_nat))
-        x_adv = keras.ops.convert_to_tensor(np.asarray(x_adv, np.float32))
-        x_nat = keras.ops.convert_to_tensor(np.asarray(x_nat, np.float32))
+        x_adv, x_nat = np.asarray(x_adv, np.float32), np.asarray(x_nat, np.float32)
+        self.arn._check_batch(x_adv, x_nat)
+        x_adv, x_nat = keras.ops.convert_to_tensor(x_adv), keras.ops.convert_to_tensor(x_nat)
         draws = np.random.SeedSequence([self.seed, int(self.step)]).generate_state(2)
         batch = x_nat.shape[0]
 
