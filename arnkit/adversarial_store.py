@@ -27,6 +27,8 @@ class AdversarialSet:
     pred: np.ndarray
     targets: np.ndarray | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    path: str = ""  # where it is stored (not written into the file)
+    reused: bool = False  # loaded from the workspace rather than crafted by this call
 
 
 def save(path: str | Path, adv: AdversarialSet) -> Path:

@@ -98,8 +98,11 @@ def test_bad_seen_lists():
 
 
 def test_pool_shape_mismatch_is_refused(tmp_path, monkeypatch):
+    """A cached pool file whose images no longer have the dataset's shape is refused when it is reused."""
     from arnkit.pipeline import train as train_module
 
+    train_module.seen_pools(FAST["dataset"], FAST["seen"].split(","), pool_size=FAST["pool_size"], seed=0,
+                            workspace=tmp_path)
     real_load = adversarial_store.load
 
     def wrong_shape(path, **kwargs):
@@ -107,7 +110,7 @@ def test_pool_shape_mismatch_is_refused(tmp_path, monkeypatch):
         adv.x_adv = adv.x_adv[:, :20, :20, :]
         return adv
 
-    monkeypatch.setattr(train_module.adversarial_store, "load", wrong_shape)
+    monkeypatch.setattr(adversarial_store, "load", wrong_shape)
     with pytest.raises(ArnkitError, match="shape"):
         train_module.train_defense(steps=2, workspace=tmp_path, **FAST)
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from arnkit import presets
 from arnkit.defenses.pair_training import PairTrainer, built_optimizer, channels, train_pair_defense
 from arnkit.errors import ArnkitError
 from arnkit.progress import Progress
+from arnkit.runs.context import RunContext
 
 MSE_WEIGHT, ADVERSARIAL_WEIGHT = 0.7, 0.3
 
@@ -94,9 +94,10 @@ def train_apeg(dataset: str = "mnist", *, seen: str | list[str] | None = None, s
                batch_size: int | None = None, width: int | str | None = None, learning_rate: float | None = None,
                pool_size: int | None = None, checkpoint_every: int = 250, resume: bool = True,
                eval_limit: int = 1000, seed: int = 0, workspace: str | Path | None = None,
-               progress: Progress | None = None) -> dict[str, Any]:
+               progress: Progress | None = None, context: RunContext | None = None) -> dict[str, Any]:
     """Train APE-GAN on the seen pools (defaults: `arnkit.presets`, `apeg`); export G; return the record."""
-    preset = presets.get(dataset).apeg
+    ctx = context or RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
+    preset = ctx.preset.apeg
     width = channels(width, preset.width, "APE-GAN")
     learning_rate = preset.learning_rate if learning_rate is None else float(learning_rate)
     if not learning_rate > 0:
@@ -107,8 +108,8 @@ def train_apeg(dataset: str = "mnist", *, seen: str | list[str] | None = None, s
 
     options = {"width": width, "learning_rate": learning_rate, "mse_weight": MSE_WEIGHT,
                "adversarial_weight": ADVERSARIAL_WEIGHT}
-    return train_pair_defense("apeg", dataset, build, seen=seen, steps=preset.steps if steps is None else steps,
+    return train_pair_defense("apeg", ctx.dataset, build, seen=seen, steps=preset.steps if steps is None else steps,
                               batch_size=preset.batch_size if batch_size is None else batch_size,
                               pool_size=pool_size, options=options, checkpoint_every=checkpoint_every,
                               resume=resume, eval_limit=eval_limit,
-                              seed=seed, workspace=workspace, progress=progress)
+                              context=ctx)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from arnkit import data, presets
 from arnkit.errors import ArnkitError
 from arnkit.progress import Progress
+from arnkit.runs.context import RunContext
 
 SEEN = ("pgd_n",)  # the attack it trains on, for the seen/unseen split of the tables
 
@@ -26,7 +26,7 @@ SEEN = ("pgd_n",)  # the attack it trains on, for the seen/unseen split of the t
 def train_at_pgd(dataset: str = "mnist", *, epochs: int | None = None, eps: float | None = None,
                  attack_steps: int | None = None, step_size: float | None = None, train_limit: int = 0,
                  eval_limit: int = 1000, resume: bool = True, seed: int = 0, workspace: str | Path | None = None,
-                 progress: Progress | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None, context: RunContext | None = None) -> dict[str, Any]:
     """Fine-tune the workspace target with PGD adversarial training; export it; return the run record.
 
     Defaults come from `arnkit.presets` (`at_pgd`); `attack_steps` are PGD steps per batch; `train_limit` uses the
@@ -36,8 +36,8 @@ def train_at_pgd(dataset: str = "mnist", *, epochs: int | None = None, eps: floa
     from arnkit.attacks.pgd import sign_gradient_descent
     from arnkit.defenses.classifier_training import fine_tune_target
 
-    meta = data.info(dataset)
-    preset = presets.get(meta.name).at_pgd
+    ctx = context or RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
+    meta, preset = ctx.info, ctx.preset.at_pgd
     n_epochs = preset.recipe.epochs if epochs is None else int(epochs)
     eps = preset.eps if eps is None else float(eps)
     n_steps = preset.attack_steps if attack_steps is None else int(attack_steps)
@@ -58,4 +58,4 @@ def train_at_pgd(dataset: str = "mnist", *, epochs: int | None = None, eps: floa
     return fine_tune_target("at_pgd", meta.name, craft, recipe=preset.recipe, epochs=n_epochs, options=options,
                             seen=list(SEEN), title=f"AT_PGD on {meta.name} (PGD-{n_steps}, eps {eps:.4g})",
                             train_limit=train_limit, eval_limit=eval_limit, resume=resume, seed=seed,
-                            workspace=workspace, progress=progress)
+                            context=ctx)

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from arnkit import data, presets
 from arnkit.errors import ArnkitError
 from arnkit.progress import Progress
+from arnkit.runs.context import RunContext
 
 SEEN = ("roa",)
 
@@ -44,8 +44,8 @@ def parse_rectangle(roa: str | tuple[int, int] | None, shape: tuple[int, ...], d
 
 def train_doa(dataset: str = "mnist", *, roa: str | tuple[int, int] | None = None, epochs: int | None = None,
               attack_steps: int | None = None, train_limit: int = 0, eval_limit: int = 1000, resume: bool = True,
-              seed: int = 0, workspace: str | Path | None = None, progress: Progress | None = None
-              ) -> dict[str, Any]:
+              seed: int = 0, workspace: str | Path | None = None, progress: Progress | None = None,
+              context: RunContext | None = None) -> dict[str, Any]:
     """Fine-tune the workspace target on ROA examples (DOA); export it; return the run record. Defaults come
     from `arnkit.presets` (`doa`); `attack_steps` are the signed steps inside the rectangle."""
     import tensorflow as tf
@@ -53,8 +53,8 @@ def train_doa(dataset: str = "mnist", *, roa: str | tuple[int, int] | None = Non
     from arnkit.attacks.roa import ROA
     from arnkit.defenses.classifier_training import fine_tune_target
 
-    meta = data.info(dataset)
-    preset = presets.get(meta.name).doa
+    ctx = context or RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
+    meta, preset = ctx.info, ctx.preset.doa
     height, width = parse_rectangle(roa, tuple(meta.shape), preset.roa)
     n_epochs = preset.recipe.epochs if epochs is None else int(epochs)
     n_steps = preset.attack_steps if attack_steps is None else int(attack_steps)
@@ -74,4 +74,4 @@ def train_doa(dataset: str = "mnist", *, roa: str | tuple[int, int] | None = Non
                             seen=list(SEEN), title=f"DOA on {meta.name} (ROA {height}x{width})",
                             label=f"doa_{height}x{width}",
                             train_limit=train_limit, eval_limit=eval_limit, resume=resume, seed=seed,
-                            workspace=workspace, progress=progress)
+                            context=ctx)

@@ -18,10 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from arnkit import presets
 from arnkit.defenses.pair_training import PairTrainer, built_optimizer, channels, train_pair_defense
 from arnkit.errors import ArnkitError
 from arnkit.progress import Progress
+from arnkit.runs.context import RunContext
 
 LOGITS = "logits"
 
@@ -95,11 +95,12 @@ def build_trainer(meta: Any, target: Any, seed: int, *, width: int, learning_rat
 def train_hgd(dataset: str = "mnist", *, seen: str | list[str] | None = None, steps: int | None = None,
               batch_size: int | None = None, width: int | str | None = None, learning_rate: float | None = None,
               guide_layer: str = LOGITS, pool_size: int | None = None, checkpoint_every: int = 250,
-              resume: bool = True, eval_limit: int = 1000, seed: int = 0, workspace: str | Path | None = None, progress: Progress | None = None
-              ) -> dict[str, Any]:
+              resume: bool = True, eval_limit: int = 1000, seed: int = 0, workspace: str | Path | None = None,
+              progress: Progress | None = None, context: RunContext | None = None) -> dict[str, Any]:
     """Train HGD on the seen pools (defaults: `arnkit.presets`, `hgd`); `guide_layer` is "logits" (LGD) or a layer
     name of the target (FGD). Export the denoiser; return the record."""
-    preset = presets.get(dataset).hgd
+    ctx = context or RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
+    preset = ctx.preset.hgd
     width = channels(width, preset.width, "HGD")
     learning_rate = preset.learning_rate if learning_rate is None else float(learning_rate)
     if not learning_rate > 0:
@@ -109,8 +110,8 @@ def train_hgd(dataset: str = "mnist", *, seen: str | list[str] | None = None, st
         return build_trainer(meta, target, seed, width=width, learning_rate=learning_rate, guide=str(guide_layer))
 
     options = {"width": width, "learning_rate": learning_rate, "guide_layer": str(guide_layer)}
-    return train_pair_defense("hgd", dataset, build, seen=seen, steps=preset.steps if steps is None else steps,
+    return train_pair_defense("hgd", ctx.dataset, build, seen=seen, steps=preset.steps if steps is None else steps,
                               batch_size=preset.batch_size if batch_size is None else batch_size,
                               pool_size=pool_size, options=options, checkpoint_every=checkpoint_every,
                               resume=resume, eval_limit=eval_limit,
-                              seed=seed, workspace=workspace, progress=progress)
+                              context=ctx)

@@ -1,8 +1,8 @@
-"""The training run shared by the pre-processor baselines (APE-GAN, HGD): an image-to-image network learns to
-map the seen-attack pools back to their natural images. The pools are ARN's own (`pipeline.train.seen_pools`),
-so no attack is crafted twice, and the batches are ARN's (`step_batches`: batch s is a pure function of
-(seed, s)). Every variable, optimizer slots included, is checkpointed atomically, so a resumed run repeats an
-uninterrupted one.
+"""The fit step shared by the pre-processor baselines (APE-GAN, HGD): an image-to-image network learns to
+map the seen-attack pools back to their natural images, inside the training-run template
+(`arnkit.runs.training`). The pools are ARN's own (`arnkit.runs.adversarial.seen_pools`), so no attack is
+crafted twice, and the batches are ARN's (`step_batches`: batch s is a pure function of (seed, s)). Every
+variable, optimizer slots included, is checkpointed atomically, so a resumed run repeats an uninterrupted one.
 
 A baseline supplies `build(meta, target, seed) -> PairTrainer`: the exported pre-processor, the variables a
 checkpoint holds, and one training step on (adversarial, natural) batches.
@@ -10,21 +10,19 @@ checkpoint holds, and one training step on (adversarial, natural) batches.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-import arnkit
-from arnkit import data, presets, runtime
 from arnkit.errors import ArnkitError
-from arnkit.io import atomic_path, write_json_atomic
-from arnkit.progress import NullProgress, Progress
-from arnkit.workspace import Workspace
+from arnkit.progress import Progress
+from arnkit.runs import checkpoints
+from arnkit.runs.adversarial import Pools, parse_seen
+from arnkit.runs.batches import step_batches
+from arnkit.runs.context import RunContext
+from arnkit.runs.training import FitResult, FitStep, RunFolder, RunPlan, run_training
 
 
 @dataclass
@@ -45,109 +43,93 @@ def flatten_pairs(batch: dict[str, Any]) -> tuple[Any, Any]:
     return flat_adv, flat_nat
 
 
+class PairFitStep(FitStep):
+    kind = "preprocessor"
+
+    def __init__(self, key: str, build: Callable[[Any, Any, int], PairTrainer], *, seen: list[str], steps: int,
+                 batch_size: int, pool_size: int, options: dict[str, Any], checkpoint_every: int, resume: bool,
+                 eval_limit: int) -> None:
+        self.key, self.build, self.seen, self.steps, self.batch_size = key, build, seen, steps, batch_size
+        self.pool_size, self.options, self.checkpoint_every = pool_size, options, checkpoint_every
+        self.resume, self.eval_limit = resume, eval_limit
+        self.trainer: PairTrainer | None = None
+
+    def prepare(self, ctx: RunContext) -> None:
+        import keras
+
+        keras.utils.set_random_seed(ctx.seed)
+        self.trainer = self.build(ctx.info, ctx.require_target().model, ctx.seed)  # a bad option fails here
+
+    def plan(self, ctx: RunContext, pools: Pools | None) -> RunPlan:
+        spec = {"dataset": ctx.dataset, "defense": self.key, "seen": self.seen, "steps": self.steps,
+                "batch_size": self.batch_size, "pool": self.pool_size, "target": ctx.require_target().fingerprint,
+                "seed": ctx.seed, **self.options}
+        return RunPlan(label=f"{self.key}_{'+'.join(self.seen)}", folder=f"{ctx.dataset}-{self.key}-{'-'.join(self.seen)}",
+                       spec=spec, options={"steps": self.steps, "batch_size": self.batch_size, **self.options})
+
+    def fit(self, ctx: RunContext, folder: RunFolder, pools: Pools | None) -> FitResult:
+        import tensorflow as tf
+
+        assert pools is not None and self.trainer is not None
+        trainer, progress = self.trainer, ctx.progress
+        start = 0
+        if self.resume and folder.checkpoint.exists():
+            start, groups = checkpoints.restore(folder.checkpoint, "step", {"v": len(trainer.variables)},
+                                                what=self.key)
+            for variable, value in zip(trainer.variables, groups["v"], strict=True):
+                variable.assign(value)
+        batches = step_batches(pools.x_adv, pools.x_nat, batch_size=self.batch_size, seed=ctx.seed)
+        step_fn = tf.function(trainer.step, reduce_retracing=True)
+        started = time.perf_counter()
+        progress.start(f"{self.key.upper()} on {ctx.dataset} (seen {','.join(self.seen)})", self.steps)
+        progress.advance(start)
+        losses: dict[str, float] = {}
+        step = start
+        for batch in batches(start):
+            if step >= self.steps:
+                break
+            adv, nat = flatten_pairs(batch)
+            out = step_fn(adv, nat)
+            step += 1
+            losses = {name: float(value) for name, value in out.items()}
+            progress.advance(1, **losses)
+            if step % self.checkpoint_every == 0 or step == self.steps:
+                _save(trainer.variables, folder.checkpoint, step)
+        progress.finish()
+        return FitResult(trainer.preprocessor, losses, time.perf_counter() - started, {"resumed_from": start})
+
+    def export(self, model: Any, path: Path, plan: RunPlan, ctx: RunContext) -> None:
+        from arnkit.defenses.files import save_defense_file
+
+        save_defense_file(model, path, key=self.key, kind="preprocessor", dataset=ctx.dataset, seen=self.seen)
+
+    def as_defense(self, model: Any, path: Path) -> Any:
+        from arnkit.defenses.base import Defense
+
+        return Defense(self.key, "preprocessor", model)
+
+
+def _save(variables: list[Any], path: Path, step: int) -> None:
+    checkpoints.save(path, "step", step, {"v": variables})
+
+
 def train_pair_defense(key: str, dataset: str, build: Callable[[Any, Any, int], PairTrainer], *,
                        seen: str | list[str] | None, steps: int, batch_size: int, pool_size: int | None,
                        options: dict[str, Any], checkpoint_every: int = 250, resume: bool = True,
                        eval_limit: int = 1000, seed: int = 0, workspace: str | Path | None = None,
-                       progress: Progress | None = None) -> dict[str, Any]:
+                       progress: Progress | None = None, context: RunContext | None = None) -> dict[str, Any]:
     """Train the `key` pre-processor on the seen pools of `dataset`; export it; return its run record.
     `options` (the recipe's own settings) are recorded and key the run folder."""
-    import keras
-    import tensorflow as tf
-
-    from arnkit.defenses.base import Defense
-    from arnkit.defenses.files import save_defense_file
-    from arnkit.fingerprint import model_fingerprint
-    from arnkit.pipeline.evaluate import ResolvedDefense, closing_report
-    from arnkit.pipeline.target import ensure_target
-    from arnkit.pipeline.train import parse_seen, seen_pools, step_batches
-
-    progress = progress or NullProgress()
-    meta = data.info(dataset)
-    ws = Workspace.resolve(workspace)
-    keys = parse_seen(seen, meta.name)
+    ctx = context or RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
+    keys = parse_seen(ctx, seen)
     if int(steps) < 1:
         raise ArnkitError(f"{key} needs steps >= 1, got {steps}")
     if int(batch_size) < 1:
         raise ArnkitError(f"{key} needs batch_size >= 1, got {batch_size}")
-    pool = presets.get(meta.name).pool if pool_size is None else int(pool_size)
-
-    phases: dict[str, float] = {}
-    clock = time.perf_counter()
-    target, target_record = ensure_target(meta.name, workspace=ws.root, progress=progress)
-    keras.utils.set_random_seed(seed)
-    trainer = build(meta, target, seed)  # before the pools: a bad option fails before any crafting
-    phases["target"], clock = time.perf_counter() - clock, time.perf_counter()
-    x_adv, x_nat, pool_paths = seen_pools(meta.name, keys, pool_size=pool, seed=seed, workspace=ws.root,
-                                          progress=progress)
-    phases["pools"], clock = time.perf_counter() - clock, time.perf_counter()
-    spec = {"dataset": meta.name, "defense": key, "seen": keys, "steps": int(steps), "batch_size": int(batch_size),
-            "pool": pool, "target": target_record.fingerprint, "seed": seed, **options}
-    run_dir = ws.artifact("defenses", f"{meta.name}-{key}-{'-'.join(keys)}", spec, "d")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    defense_path, record_path, checkpoint = run_dir / f"{key}.keras", run_dir / "record.json", run_dir / "checkpoint.npz"
-    if defense_path.exists() and record_path.exists():
-        return {**json.loads(record_path.read_text()), "reused": True}
-
-    start = _restore(trainer.variables, checkpoint) if resume and checkpoint.exists() else 0
-    batches = step_batches(x_adv, x_nat, batch_size=int(batch_size), seed=seed)
-    step_fn = tf.function(trainer.step, reduce_retracing=True)
-    started = time.perf_counter()
-    progress.start(f"{key.upper()} on {meta.name} (seen {','.join(keys)})", int(steps))
-    progress.advance(start)
-    losses: dict[str, float] = {}
-    step = start
-    for batch in batches(start):
-        if step >= int(steps):
-            break
-        adv, nat = flatten_pairs(batch)
-        out = step_fn(adv, nat)
-        step += 1
-        losses = {name: float(value) for name, value in out.items()}
-        progress.advance(1, **losses)
-        if step % checkpoint_every == 0 or step == int(steps):
-            _save(trainer.variables, checkpoint, step)
-    progress.finish()
-    phases[key], clock = time.perf_counter() - started, time.perf_counter()
-
-    preprocessor = trainer.preprocessor
-    save_defense_file(preprocessor, defense_path, key=key, kind="preprocessor", dataset=meta.name, seen=keys)
-    fingerprint = model_fingerprint(preprocessor)
-    resolved = ResolvedDefense(Defense(key, "preprocessor", preprocessor), fingerprint, keys, str(defense_path))
-    evaluation, report = closing_report(meta.name, keys, resolved, limit=eval_limit, seed=seed, workspace=ws.root,
-                                        progress=progress)
-    phases["report"] = time.perf_counter() - clock
-    record = {
-        "key": key, "kind": "preprocessor", "label": f"{key}_{'+'.join(keys)}", "dataset": meta.name, "seen": keys,
-        "options": {"steps": int(steps), "batch_size": int(batch_size), **options},
-        "pool_size": int(len(x_nat)), "pools": pool_paths, "defense_path": str(defense_path),
-        "defense_fingerprint": fingerprint, "target_fingerprint": target_record.fingerprint,
-        "target_path": target_record.path, "seed": seed, "arnkit_version": arnkit.__version__,
-        "resumed_from": start, "final_losses": losses, "train_seconds": round(phases[key], 2),
-        "phase_seconds": {k: round(v, 2) for k, v in phases.items()}, "runtime": runtime.describe(),
-        "evaluation": evaluation, "evaluation_files": report["files"], "reused": False,
-    }
-    write_json_atomic(record_path, record)
-    return record
-
-
-def _save(variables: list[Any], path: Path, step: int) -> None:
-    arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(variables)}
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, step=np.int64(step), **arrays)
-
-
-def _restore(variables: list[Any], path: Path) -> int:
-    try:
-        with np.load(path) as saved:
-            if len(saved.files) - 1 != len(variables):
-                raise ValueError(f"{len(saved.files) - 1} arrays for {len(variables)} variables")
-            for i, variable in enumerate(variables):
-                variable.assign(saved[f"v{i}"])
-            return int(saved["step"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise ArnkitError(f"checkpoint {path} is unreadable ({exc}); delete it to start over, or pass "
-                          "resume=False") from None
+    pool = ctx.preset.pool if pool_size is None else int(pool_size)
+    step = PairFitStep(key, build, seen=keys, steps=int(steps), batch_size=int(batch_size), pool_size=pool,
+                       options=options, checkpoint_every=checkpoint_every, resume=resume, eval_limit=eval_limit)
+    return run_training(ctx, step)
 
 
 def built_optimizer(optimizer: Any, variables: list[Any]) -> Any:

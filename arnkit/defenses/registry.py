@@ -57,11 +57,15 @@ class DefenseRecipe:
         return values
 
     def train(self, dataset: str, *, workspace: str | Path | None = None, seed: int = 0, progress: Any = None,
-              **options: Any) -> DefenseRecord:
+              context: Any = None, **options: Any) -> DefenseRecord:
+        """Train with the recipe's defaults and `options`; `context` is the command's `RunContext` (else the
+        trainer builds one from dataset, workspace, seed and progress)."""
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise ArnkitError(f"defense '{self.key}' has no option {', '.join(unknown)}; it takes "
                               f"{', '.join(self.options) or 'none'}")
+        if context is not None:
+            options["context"] = context
         raw = _resolve(self.trainer)(dataset, workspace=workspace, seed=seed, progress=progress, **options)
         return DefenseRecord.from_dict(raw)
 
@@ -83,7 +87,7 @@ _TAKES_SEEN = ("arn", "apeg", "hgd")
 _RECIPES = [
     DefenseRecipe("arn", "preprocessor",
                   "ARN (Zhou et al., ICML 2021): attack-invariant features, the pre-processor G(E(x))",
-                  "arnkit.pipeline.train:train_defense",
+                  "arnkit.defenses.arn.recipe:train_defense",
                   smoke_options={"steps": 2, "width": "tiny", "batch_size": 16, "pool_size": 32, "eval_limit": 16},
                   options=_ARN_OPTIONS, trains_on="the seen-attack pools (--seen)", preset="arn"),
     DefenseRecipe("at_pgd", "classifier",

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 import arnkit
-from arnkit import adversarial_store, data, detection
+from arnkit import data, detection
 from arnkit.errors import ArnkitError
 from arnkit.io import atomic_path, sha256_file, write_json_atomic
-from arnkit.progress import NullProgress, Progress
+from arnkit.progress import Progress
 from arnkit.workspace import Workspace
 
 DEFAULT_LIMIT = 1000
@@ -70,19 +70,19 @@ def detect(
     from arnkit import attacks as attack_registry
     from arnkit.detection.detector import predict_labels
     from arnkit.detection.lid import feature_layers
-    from arnkit.pipeline.attack import craft
-    from arnkit.pipeline.target import ensure_target
+    from arnkit.runs.adversarial import craft_set, describe_set
+    from arnkit.runs.context import RunContext
+    from arnkit.runs.target import with_target
 
     entry = detection.get(method)
     attack = attack_registry.get(attack).key  # unknown names fail before the target is trained
-    progress = progress or NullProgress()
-    meta = data.info(dataset)
-    ws = Workspace.resolve(workspace)
+    ctx = RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
+    meta, ws, progress = ctx.info, ctx.workspace, ctx.progress
     if adaptive_limit < 0:
         raise ArnkitError(f"adaptive_limit must be >= 0, got {adaptive_limit}")
     chosen = _resolve_defense(meta.name, ws, defense_path)
-    model, target_record = ensure_target(meta.name, workspace=ws.root, progress=progress)
-    fingerprint = target_record.fingerprint
+    ctx = with_target(ctx)
+    model, fingerprint, target_record = ctx.target.model, ctx.target.fingerprint, ctx.target.record
     # A pre-processor: the detector also scores the images it restores. A robust classifier: it replaces the
     # target, so the detector guards it (its features, its adversarial examples).
     defense = chosen if chosen and chosen["kind"] == "preprocessor" else None
@@ -99,9 +99,8 @@ def detect(
         return record
 
     start = time.perf_counter()
-    crafted = craft(meta.name, attack, split="test", limit=limit, workspace=ws.root, seed=seed, progress=progress,
-                    model=model, fingerprint=fingerprint)
-    adv = adversarial_store.load(crafted["path"], dataset=meta.name, target_fingerprint=fingerprint)
+    adv = craft_set(ctx, attack, split="test", limit=limit, seed=seed, model=model, fingerprint=fingerprint)
+    crafted = describe_set(ctx, adv)
     x_test, y_test, _ = data.load_arrays(meta.name, "test", data_dir=ws.data_dir)
     x_nat, y = x_test[adv.indices], adv.labels
 

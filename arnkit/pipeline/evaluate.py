@@ -20,6 +20,7 @@ from arnkit.errors import ArnkitError
 from arnkit.evaluation import convergence, figures, metrics, sanity, tables
 from arnkit.evaluation.threat_models import attacked_model, parse_threat_model
 from arnkit.progress import NullProgress, Progress
+from arnkit.runs.scoring import ResolvedDefense
 from arnkit.workspace import Workspace
 
 DEFAULT_LIMIT = 1000
@@ -52,19 +53,6 @@ class AttackSpec:
     @property
     def raised(self) -> bool:
         return "eps" in self.params
-
-
-@dataclass
-class ResolvedDefense:
-    defense: Defense
-    tag: str  # fingerprint that keys cached adaptive attacks
-    seen: list[str] = field(default_factory=list)
-    path: str = ""
-    record: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.defense.name, "kind": self.defense.kind, "fingerprint": self.tag, "seen": self.seen,
-                "path": self.path}
 
 
 # ------------------------------------------------------------------------------------------- attacks ---
@@ -603,17 +591,14 @@ def evaluate(
 def closing_report(dataset: str, attack_keys: list[str], defense: ResolvedDefense, *, limit: int, seed: int,
                    workspace: str | Path, progress: Progress | None = None
                    ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """The report a training run closes with: this evaluation, gray box, of the new defense beside NONE on
-    clean and seen-attack test images (the workspace's seed-0 target, the one every training run defends).
-    Returns ({label: {"none": error %, <defense name>: error %}}, the evaluation record)."""
-    result = evaluate(dataset, ",".join(attack_keys), defenses=[ResolvedDefense(no_defense(), "none"), defense],
-                      threat_model="gray", limit=limit, sanity_checks=False, seed=seed, target_seed=0,
-                      workspace=workspace, progress=progress)
-    rows: dict[str, dict[str, float]] = {}
-    for row in result["rows"]:
-        if row["label"] != "worst case":
-            rows.setdefault(row["label"], {})[row["defense"]] = float(row["error"])
-    return rows, result
+    """The report a training run closes with (`arnkit.runs.scoring.closing_report`), for library callers:
+    ({label: {"none": error %, <defense name>: error %}}, the evaluation record)."""
+    from arnkit.runs import scoring
+    from arnkit.runs.context import RunContext
+    from arnkit.runs.target import with_target
+
+    ctx = with_target(RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress))
+    return scoring.closing_report(ctx, defense, attack_keys, limit=limit)
 
 
 def run_evaluation(dataset: str = "mnist", attack: str | None = None, *, ablation: bool = False,
