@@ -147,7 +147,7 @@ PRESETS: dict[str, DatasetPreset] = {
 
 
 def get(dataset: str) -> DatasetPreset:
-    """The dataset's preset; a dataset without a row is refused (never another dataset's numbers in silence)."""
+    """The dataset's preset; a dataset without a row is refused (never another's numbers in silence)."""
     try:
         return PRESETS[str(dataset).lower()]
     except KeyError:

@@ -1,4 +1,5 @@
-"""Attack budgets are data of the dataset (arnkit.data.budgets), attacks keep no per-call state, `__call__` is final."""
+"""Attack budgets are data of the dataset (arnkit.data.budgets); attacks keep no per-call state; `__call__` is
+final."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _registry_classes() -> dict[str, type]:
 
 
 def _all_attack_classes(*, private: bool = False) -> set[type]:
-    """Every Attack subclass arnkit defines (the registry's, AutoAttack's components, the detector check's)."""
+    """Every Attack subclass arnkit defines (the registry's, AutoAttack's parts, the detector check's)."""
     import arnkit.attacks.apgd  # noqa: F401
     import arnkit.attacks.fab  # noqa: F401
     import arnkit.attacks.square  # noqa: F401
@@ -55,10 +56,12 @@ def test_every_registry_attack_uses_the_datasets_budget(key):
     else:
         assert not hasattr(attack, "eps") or attack.eps != 0.3
     # the same attack made from the name of a built-in dataset reads that dataset's row
-    assert attacks.make(key, dataset="cifar10").params() == attacks.make(key, dataset=data.info("cifar10")).params()
+    by_info = attacks.make(key, dataset=data.info("cifar10"))
+    assert attacks.make(key, dataset="cifar10").params() == by_info.params()
 
 
-@pytest.mark.parametrize("cls", sorted(_all_attack_classes(), key=lambda c: c.__name__), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", sorted(_all_attack_classes(), key=lambda c: c.__name__),
+                         ids=lambda c: c.__name__)
 def test_every_attack_class_has_a_budget_rule_and_reads_eps(cls):
     info = _info_with_eps(E)
     attack = cls.for_dataset(info)
@@ -91,9 +94,12 @@ def test_derivation_reproduces_the_reference_rows():
 def test_builtin_rows_keep_the_paper_numbers():
     assert (data.info("mnist").eps, data.info("mnist").eps_raised) == (0.3, 0.4)
     assert data.info("cifar10").eps == pytest.approx(8 / 255) and data.info("lisa").eps_raised == 0.05
-    assert attacks.make("rp2", dataset="lisa").steps == 500 and attacks.make("rp2", dataset="cifar10").steps == 200
-    assert attacks.make("cw_n", dataset="mnist").steps == 60 and attacks.make("cw_n", dataset="lisa").steps == 100
-    assert attacks.make("fwa_n", dataset="lisa").capacity and not attacks.make("fwa_n", dataset="mnist").capacity
+    assert attacks.make("rp2", dataset="lisa").steps == 500
+    assert attacks.make("rp2", dataset="cifar10").steps == 200
+    assert attacks.make("cw_n", dataset="mnist").steps == 60
+    assert attacks.make("cw_n", dataset="lisa").steps == 100
+    assert attacks.make("fwa_n", dataset="lisa").capacity
+    assert not attacks.make("fwa_n", dataset="mnist").capacity
     from arnkit.detection.high_confidence import HighConfidencePGD
 
     assert HighConfidencePGD.for_dataset("cifar10").step_size == pytest.approx(1 / 255)
@@ -231,7 +237,8 @@ def _attacks_with_measurements():
     ]
 
 
-@pytest.mark.parametrize("name,build,keys", _attacks_with_measurements(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("name,build,keys", _attacks_with_measurements(),
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_a_call_leaves_no_new_state_and_returns_its_measurements(tiny, name, build, keys):
     model, x, y = tiny
     attack = build()

@@ -96,8 +96,8 @@ def keys_for(dataset: str) -> list[str]:
 def make(key: str, *, dataset: str | DatasetInfo | None = None, **overrides: Any):
     """Build registry attack `key` with `dataset`'s budgets (a name or a DatasetInfo), then `overrides`.
 
-    An unknown dataset, or one that declares no budgets, is refused (never MNIST's numbers in silence). Without
-    a dataset the attack takes its constructor's defaults: for callers that pass the parameters themselves."""
+    An unknown dataset, or one that declares no budgets, is refused (never MNIST's numbers in silence).
+    Without a dataset the attack takes its constructor's defaults: for callers that pass their own."""
     entry = get(key)
     cls = entry.attack_class()
     params: dict[str, Any] = {}

@@ -111,7 +111,8 @@ def _empty_report() -> dict[str, dict[str, float]]:
     return {name: {"attacked": 0, "fooled": 0, "seconds": 0.0} for name in ("clean", *COMPONENTS)}
 
 
-def _tally(report: dict[str, dict[str, float]], name: str, attacked: int, fooled: int, seconds: float) -> None:
+def _tally(report: dict[str, dict[str, float]], name: str, attacked: int, fooled: int,
+           seconds: float) -> None:
     entry = report[name]
     entry["attacked"] += attacked
     entry["fooled"] += fooled

@@ -36,8 +36,8 @@ class AttackResult:
     pred: np.ndarray  # the model's label on x_adv
     target: np.ndarray | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    # What the attack measured during this call, beyond the images (FWA: "wasserstein" and "transport_cost" per
-    # example; STA: "flow" per example; AutoAttack: "report", what each component attacked and fooled).
+    # What the attack measured during this call, beyond the images (FWA: "wasserstein" and "transport_cost"
+    # per example; STA: "flow" per example; AutoAttack: "report", what each component attacked and fooled).
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -108,10 +108,10 @@ class Attack:
 
     `run(model, x, y, target, seed=..., batch=...)` gets one batch as tensors of the running backend (target
     is None for untargeted attacks), the call's `seed` and the batch's index within the call (0, 1, ...), and
-    returns the adversarial batch, or a `RunOutput` with what it measured; the base class clips the batch to [0,1],
-    scores it and puts the measurements in `AttackResult.extras`. Per-call state travels as arguments and return
-    values, never on `self`, so a call's output depends only on its arguments and one instance can serve
-    overlapping calls (after Foolbox 3's `run`). `__call__` is final: a subclass that defines one is refused.
+    returns the adversarial batch, or a `RunOutput` with what it measured; the base class clips the batch to
+    [0,1], scores it and puts the measurements in `AttackResult.extras`. Per-call state travels as arguments
+    and return values, never on `self`, so a call's output depends only on its arguments and one instance can
+    serve overlapping calls (after Foolbox 3's `run`). `__call__` is final: a subclass defining it is refused.
     """
 
     name: ClassVar[str] = "attack"
@@ -126,8 +126,8 @@ class Attack:
         # `__call__` is final (as in Foolbox 3): validation, batching, clipping and scoring stay the same for
         # every attack, and what an attack measures travels back through `run`'s RunOutput, not `self`.
         if "__call__" in cls.__dict__:
-            raise TypeError(f"{cls.__name__} overrides Attack.__call__, which is final; implement `run` (return a "
-                            "RunOutput for per-call measurements) and `merge_extras` instead")
+            raise TypeError(f"{cls.__name__} overrides Attack.__call__, which is final; implement `run` "
+                            "(return a RunOutput for per-call measurements) and `merge_extras` instead")
 
     def __init__(self, *, targeted: bool | None = None, batch_size: int = 256) -> None:
         self.targeted = self.targeted_by_default if targeted is None else bool(targeted)
@@ -139,8 +139,8 @@ class Attack:
 
     @classmethod
     def for_dataset(cls, dataset: str | DatasetInfo, **overrides: Any) -> Attack:
-        """This attack with `dataset`'s budgets (a name or a DatasetInfo; arnkit.data.budgets), then `overrides`.
-        A dataset that declares no budgets is refused."""
+        """This attack with `dataset`'s budgets (a name or a DatasetInfo; arnkit.data.budgets), then
+        `overrides`. A dataset that declares no budgets is refused."""
         from arnkit import data
 
         params = data.info(dataset).attack_params(cls)
@@ -182,8 +182,8 @@ class Attack:
         and the parameters, and the key holds both, so the memo never makes a call depend on an earlier one (a
         changed parameter or another model builds anew); it is read into a local first, so overlapping calls
         on other models cannot swap it under a running one."""
-        key = tuple(sorted((k, repr(v)) for k, v in self.params().items()))
-        cached = self._compiled
+        key = tuple(sorted((k, _memo_value(v)) for k, v in self.params().items()))
+        cached = getattr(self, "_compiled", None)
         if cached is None or cached[0] is not model or cached[1] != key:
             cached = (model, key, build(model))
             self._compiled = cached
@@ -226,8 +226,8 @@ class Attack:
         outs, preds, extras = [], [], []
         for batch, start in enumerate(range(0, len(x_np), self.batch_size)):
             sl = slice(start, start + self.batch_size)
-            adv, pred, measured = run_batch(model, x_np[sl], y_np[sl], None if t_np is None else t_np[sl], seed,
-                                            batch)
+            t_batch = None if t_np is None else t_np[sl]
+            adv, pred, measured = run_batch(model, x_np[sl], y_np[sl], t_batch, seed, batch)
             outs.append(adv)
             preds.append(pred)
             extras.append(measured)
@@ -268,6 +268,13 @@ class Attack:
         adv = ops.clip(self.project(xb, adv), 0.0, 1.0)
         logits = ops.convert_to_numpy(model(adv, training=False))
         return np.asarray(ops.convert_to_numpy(adv), np.float32), np.argmax(logits, axis=-1), measured
+
+
+def _memo_value(value: Any) -> Any:
+    """A parameter as a comparable key (an array by its bytes: its repr elides the middle of large ones)."""
+    if isinstance(value, np.ndarray):
+        return (value.shape, str(value.dtype), value.tobytes())
+    return repr(value)
 
 
 def _unpack(out: Any) -> tuple[Any, dict[str, Any]]:

@@ -16,7 +16,8 @@ Defaults. ARN attacks MNIST with 500 Adam iterations at learning rate 1e-2, 4 se
 initial_const 1 (dwDavidxd/ARN via advertorch): `ARN_MNIST` below, `make("cw_n", dataset="mnist", **ARN_MNIST)`.
 The MNIST default keeps everything but the schedule: 60 iterations at learning rate 0.2 (x4 search steps), 8x
 less work for a 5% larger mean L2 at the same 100% success on the paper LeNet (docs/attacks.md has the numbers).
-CIFAR-10 / LISA follow the same first author's CIFAR code (dwDavidxd/CAFD): 100 iterations at 1e-2.
+CIFAR-10 / LISA follow the same first author's CIFAR code (dwDavidxd/CAFD): 100 iterations at 1e-2. These
+per-dataset schedules live in the datasets' budgets (arnkit/data/budgets.py).
 
 Each example's Adam trajectory depends on that example alone (a sum of per-example losses, elementwise Adam), so
 examples that abort leave the batch and later chunks run on the rest: the same result as attacking one image
@@ -39,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnkit.attacks.base import Attack
+from arnkit.data.budgets import CW_ARN
 from arnkit.errors import ArnkitError
 
 _ADAM_BETA1 = 0.9
@@ -47,8 +49,8 @@ _ADAM_EPSILON = 1e-8
 _TANH_SHRINK = 0.999999  # keeps atanh finite at pixels that are exactly 0 or 1
 _NO_UPPER_BOUND = 1e10
 
-# ARN's MNIST settings (dwDavidxd/ARN, advertorch's CW).
-ARN_MNIST = {"steps": 500, "confidence": 1.0, "initial_const": 1.0, "learning_rate": 1e-2, "binary_search_steps": 4}
+# ARN's MNIST settings (dwDavidxd/ARN, advertorch's CW): the schedule each dataset's budgets start from.
+ARN_MNIST = dict(CW_ARN)
 
 
 def margin_loss(logits: tf.Tensor, labels: tf.Tensor, confidence: tf.Tensor, targeted: bool) -> tf.Tensor:

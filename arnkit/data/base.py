@@ -40,8 +40,9 @@ class DatasetInfo:
         """Constructor arguments of `attack` (a class, or its name) on this dataset, from its budgets; a class
         without a rule of its own takes its nearest base class's (a subclass of PGD reads PGD's)."""
         if self.budgets is None:
-            raise ArnkitError(f"dataset '{self.name}' declares no attack budgets; give it budgets (for example "
-                              f"arnkit.data.budgets.derived(eps, shape)) or pass the attack's parameters explicitly")
+            raise ArnkitError(f"dataset '{self.name}' declares no attack budgets; give it budgets (for "
+                              "example arnkit.data.budgets.derived(eps, shape)) or pass the attack's "
+                              "parameters explicitly")
         if isinstance(attack, str):
             return self.budgets.for_attack(attack)
         for cls in attack.__mro__:

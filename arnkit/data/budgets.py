@@ -5,18 +5,19 @@
     data.info("cifar10").attack_params(PGD)              # {'eps': 8/255, 'steps': 40, 'step_size': .01, ...}
     budgets.derived(0.05, (64, 64, 3))                   # a dataset that declares only its eps
 
-A row holds each budget once: the L-inf eps (and the raised eps' of the paper's budget study), the step sizes,
-STA's flow weight, FWA's Wasserstein budget and the ROA patch side, plus per-attack iteration schedules where a
-dataset needs its own (`schedules`, keyed by attack class name). `Budgets.for_attack` turns a row into the
-constructor arguments of one attack class (the table `_rules`, keyed by attack class name), so an attack class
-holds no per-dataset numbers and a new dataset is one row here.
+A row holds each budget once: the L-inf eps (and the raised eps' of the paper's budget study), the step
+sizes, STA's flow weight, FWA's Wasserstein budget and the ROA patch side, plus per-attack iteration schedules
+where a dataset needs its own (`schedules`, keyed by attack class name). `Budgets.for_attack` turns a row into
+the constructor arguments of one attack class (the table `_rules`, keyed by attack class name), so an attack
+class holds no per-dataset numbers and a new dataset is one row here.
 
-The derivation rule (`derived`) for a dataset that declares only eps: it takes the row of its reference dataset
--- MNIST for one channel, CIFAR-10 otherwise (the datasets whose eps the import picks by channel count) -- and
-scales every pixel-unit quantity of that row (eps', the step sizes, FWA's Wasserstein eps) by eps / reference
-eps; ROA's patch side is scaled to the image's shorter side (7/32 of it for CIFAR-10, as DOA's 7x7 on 32x32, and
-6 of 28 on MNIST); the weights, iteration schedules and switches (STA's tau, CW's schedule, FWA's capacity) are
-the reference's. So `derived(0.3, (28, 28, 1)) == MNIST` and `derived(8 / 255, (32, 32, 3)) == CIFAR10`.
+The derivation rule (`derived`) for a dataset that declares only eps: it takes the row of its reference
+dataset -- MNIST for one channel, CIFAR-10 otherwise (the datasets whose eps the import picks by channel
+count) -- and scales every pixel-unit quantity of that row (eps', the step sizes, FWA's Wasserstein eps) by
+eps / reference eps; ROA's patch side is scaled to the image's shorter side (7 of 32 on CIFAR-10, as DOA's
+7x7, and 6 of 28 on MNIST); the weights, iteration schedules and switches (STA's tau, CW's schedule, FWA's
+capacity) are the reference's. So `derived(0.3, (28, 28, 1)) == MNIST` and
+`derived(8 / 255, (32, 32, 3)) == CIFAR10`.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class Budgets:
         """The constructor arguments of attack class `attack` (its name) on this dataset."""
         rules = _rules(self)
         if attack not in rules:
-            raise ArnkitError(f"no budget rule for attack class '{attack}'; add one to arnkit/data/budgets.py "
-                              "or build the attack with explicit parameters")
+            raise ArnkitError(f"no budget rule for attack class '{attack}'; add one to "
+                              "arnkit/data/budgets.py or build the attack with explicit parameters")
         params = dict(rules[attack])
         params.update(self.schedules.get(attack, {}))
         return params
@@ -62,7 +63,8 @@ class Budgets:
 # The papers' schedules, the same on every dataset (`arnkit attacks` shows them per dataset).
 # CW: ARN's MNIST settings (dwDavidxd/ARN via advertorch; arnkit.attacks.cw.ARN_MNIST), which a dataset's
 # `schedules` shorten.
-_CW_ARN = {"steps": 500, "confidence": 1.0, "initial_const": 1.0, "learning_rate": 1e-2, "binary_search_steps": 4}
+CW_ARN: Mapping[str, Any] = MappingProxyType({"steps": 500, "confidence": 1.0, "initial_const": 1.0,
+                                              "learning_rate": 1e-2, "binary_search_steps": 4})
 _DDN_PAPER = {"steps": 100, "gamma": 0.05, "init_norm": 1.0, "step_size": 1.0, "min_step_size": 0.01,
               "quantize": True, "levels": 256}
 
@@ -74,15 +76,15 @@ def _rules(b: Budgets) -> dict[str, dict[str, Any]]:
     fwa = {"eps": b.fwa_eps, **({"capacity": True} if b.fwa_capacity else {})}
     return {
         "FGSM": eps,
-        # ARN's MNIST PGD (advertorch in dwDavidxd/ARN); CIFAR-10 and LISA follow the same first author's CIFAR
-        # code (dwDavidxd/CAFD): 40 steps of 0.01; the ARN paper itself does not state them.
+        # ARN's MNIST PGD (advertorch in dwDavidxd/ARN); CIFAR-10 and LISA follow the same first author's
+        # CIFAR code (dwDavidxd/CAFD): 40 steps of 0.01; the ARN paper itself does not state them.
         "PGD": {"eps": b.eps, "steps": 40, "step_size": b.step_size, "random_start": True},
         # Dong et al. 2018: T = 10, mu = 1.0 (step eps / T, worked out from eps by MIM).
         "MIM": {"eps": b.eps, "steps": 10, "decay": 1.0},
         # cleverhans's defaults for lr, delta and samples (Uesato et al. used lr .01, delta .01 with larger
         # batches); 100 iterations keep an image SPSA cannot fool near 0.9 s on the paper's LeNet, 2-core CPU.
         "SPSA": {"eps": b.eps, "nb_iter": 100, "spsa_samples": 128, "learning_rate": 0.01, "delta": 0.01},
-        "CarliniWagnerL2": dict(_CW_ARN),
+        "CarliniWagnerL2": dict(CW_ARN),
         "DDN": dict(_DDN_PAPER),
         "JSMA": {"theta": 1.0, "gamma": 1.0},
         "AutoAttack": eps,
@@ -110,8 +112,8 @@ MNIST = Budgets(
     fwa_eps=0.5, fwa_capacity=False,  # the FWA authors' MNIST setting
     sta_tau=0.05,  # the stAdv paper's MNIST weight
     patch=6, patch_stride=2,  # DOA's 7x7 on 32x32, scaled to 28x28 (7 * 28 / 32, rounded)
-    # CW: ARN's objective and search, 8x fewer iterations at a 20x larger Adam step: on the paper LeNet (256 MNIST
-    # test images) it keeps 100% success with mean L2 1.65 vs 1.57 at 1/8 of the gradient evaluations.
+    # CW: ARN's objective and search, 8x fewer iterations at a 20x larger Adam step: on the paper LeNet (256
+    # MNIST test images) it keeps 100% success with mean L2 1.65 vs 1.57 at 1/8 of the gradient evaluations.
     schedules=_frozen({"CarliniWagnerL2": {"steps": 60, "learning_rate": 0.2}}),
 )
 CIFAR10 = Budgets(
@@ -131,7 +133,7 @@ _REFERENCES: dict[int, tuple[Budgets, int]] = {1: (MNIST, 28), 3: (CIFAR10, 32)}
 
 
 def derived(eps: float, shape: tuple[int, int, int]) -> Budgets:
-    """Budgets of a dataset of `shape` (H, W, C) images that declares only `eps` (the rule in the module doc)."""
+    """Budgets of a dataset of `shape` (H, W, C) images that declares only `eps` (the module doc's rule)."""
     if not 0.0 < float(eps) <= 1.0:
         raise ArnkitError(f"eps must be an L-inf radius in (0, 1] pixel units, got {eps}")
     reference, side = _REFERENCES[1] if shape[-1] == 1 else _REFERENCES[3]
@@ -147,4 +149,4 @@ def derived(eps: float, shape: tuple[int, int, int]) -> Budgets:
     )
 
 
-__all__ = ["CIFAR10", "LISA", "MNIST", "SYNTHETIC", "Budgets", "derived"]
+__all__ = ["CIFAR10", "CW_ARN", "LISA", "MNIST", "SYNTHETIC", "Budgets", "derived"]

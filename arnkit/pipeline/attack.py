@@ -202,8 +202,8 @@ def merge_shards(dataset: str = "mnist", attack: str = "pgd_n", *, shards: int, 
 
 
 def list_attacks() -> list[dict[str, Any]]:
-    """Every registered attack: distance, targeted, and its defaults per dataset (what the dataset's budgets set
-    for it, on the datasets the pipeline offers it for; arnkit.data.budgets)."""
+    """Every registered attack: distance, targeted, and its defaults per dataset (what the dataset's budgets
+    set for it, on the datasets the pipeline offers it for; arnkit.data.budgets)."""
     rows = []
     for key, entry in attack_registry.REGISTRY.items():
         try:
