@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from arnkit.errors import ArnkitError
+
 
 @dataclass(frozen=True)
 class TargetRecipe:
@@ -143,9 +145,11 @@ PRESETS: dict[str, DatasetPreset] = {
                                AdversarialTrainingPreset(TargetRecipe(epochs=1), 0.3, 5, 0.1), seen=("fgsm", "pgd_n"), pool=256),
 }
 
-FALLBACK = DatasetPreset("", TargetRecipe(epochs=10), ARNPreset(_LARGE_WEIGHTS), _AT_COLOUR)
-
 
 def get(dataset: str) -> DatasetPreset:
-    """The dataset's preset (a generic one for a dataset without its own row)."""
-    return PRESETS.get(str(dataset).lower(), FALLBACK)
+    """The dataset's preset; a dataset without a row is refused (never another's numbers in silence)."""
+    try:
+        return PRESETS[str(dataset).lower()]
+    except KeyError:
+        raise ArnkitError(f"no preset for dataset '{dataset}'; presets exist for {', '.join(PRESETS)} "
+                          "(add a row to arnkit/presets.py)") from None

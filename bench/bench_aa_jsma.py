@@ -83,9 +83,9 @@ def main() -> None:
         clean = np.argmax(model.predict(xa, verbose=0), -1) == ya
         print(json.dumps({"clean_accuracy": round(float(clean.mean()), 4), "images": args.images}), flush=True)
         aa = AutoAttack(eps=0.3)
-        row, _ = timed("autoattack", aa, model, xa, ya)
-        row["components_inside_aa"] = aa.last_report
-        print(json.dumps({"components_inside_aa": aa.last_report}), flush=True)
+        row, result = timed("autoattack", aa, model, xa, ya)
+        row["components_inside_aa"] = result.extras["report"]
+        print(json.dumps({"components_inside_aa": result.extras["report"]}), flush=True)
         rows.append(row)
         for label, attack in [("apgd_ce", APGD(eps=0.3)), ("apgd_t", APGDT(eps=0.3)), ("fab_t", FABT(eps=0.3)),
                               ("square", Square(eps=0.3))]:
@@ -93,9 +93,10 @@ def main() -> None:
 
     if args.hard_images > 0:
         hard = AutoAttack(eps=args.hard_eps)
-        row, _ = timed(f"autoattack_eps{args.hard_eps:g}", hard, model, x[:args.hard_images], y[:args.hard_images])
-        row["components_inside_aa"] = hard.last_report
-        print(json.dumps({"components_inside_aa": hard.last_report}), flush=True)
+        row, result = timed(f"autoattack_eps{args.hard_eps:g}", hard, model, x[:args.hard_images],
+                            y[:args.hard_images])
+        row["components_inside_aa"] = result.extras["report"]
+        print(json.dumps({"components_inside_aa": result.extras["report"]}), flush=True)
         rows.append(row)
 
     for label, attack, n in [("jsma_probs", JSMA(), args.jsma_images),

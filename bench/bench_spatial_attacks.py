@@ -24,7 +24,7 @@ def run_attack(label: str, attack, model, x, y, extra_key: str) -> dict:
     start = time.perf_counter()
     result = attack(model, x, y, seed=0)
     seconds = time.perf_counter() - start
-    extra = np.asarray(attack.last_norms[extra_key])
+    extra = np.asarray(result.extras[extra_key])
     ok = result.success
     row = {
         "attack": label,

@@ -70,7 +70,7 @@ def test_autoattack_is_at_least_as_strong_as_apgd_ce(mnist_tiny):
     assert np.all(result.success[apgd.success])
     assert result.success_rate >= apgd.success_rate
     assert 0.2 < apgd.success_rate < 1.0
-    report = aa.last_report
+    report = result.extras["report"]
     assert report["apgd-ce"]["attacked"] == int(np.sum(~report_clean_errors(model, x, y)))
     assert sum(report[k]["fooled"] for k in report) == int(result.success.sum())
     assert norms(x, result.x_adv)["linf"].max() <= eps + 1e-6

@@ -1,8 +1,13 @@
 """Attacks behind one interface (`arnkit.attacks.base.Attack`) and a registry keyed by the paper's names.
 
     from arnkit import attacks
-    attack = attacks.make("pgd_n", dataset="mnist")          # paper defaults for MNIST
+    attack = attacks.make("pgd_n", dataset="mnist")          # MNIST's budgets (arnkit.data.budgets)
+    attack = attacks.make("pgd_n", dataset=info)             # or a DatasetInfo's (a run context passes one)
+    attack = attacks.make("pgd_n", eps=0.1)                  # no dataset: the constructor's defaults + yours
     result = attack(model, x, y, seed=0)
+
+The per-dataset numbers (eps, step sizes, the STA/FWA budgets, the ROA patch) are data of the dataset, not of
+the attack classes: `DatasetInfo.budgets`, turned into each attack's arguments by `DatasetInfo.attack_params`.
 
 The CLI's `--attack` choices and the parametrized tests both come from `REGISTRY`.
 """
@@ -11,9 +16,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arnkit.errors import ArnkitError
+
+if TYPE_CHECKING:
+    from arnkit.data.base import DatasetInfo
 
 
 @dataclass(frozen=True)
@@ -85,11 +93,18 @@ def keys_for(dataset: str) -> list[str]:
     return [key for key, entry in REGISTRY.items() if entry.applies_to(dataset) and entry.in_all]
 
 
-def make(key: str, *, dataset: str | None = None, **overrides: Any):
-    """Build registry attack `key` with the paper defaults for `dataset`, then `overrides`."""
+def make(key: str, *, dataset: str | DatasetInfo | None = None, **overrides: Any):
+    """Build registry attack `key` with `dataset`'s budgets (a name or a DatasetInfo), then `overrides`.
+
+    An unknown dataset, or one that declares no budgets, is refused (never MNIST's numbers in silence).
+    Without a dataset the attack takes its constructor's defaults: for callers that pass their own."""
     entry = get(key)
     cls = entry.attack_class()
-    params = dict(cls.dataset_defaults.get(dataset, {})) if dataset else {}
+    params: dict[str, Any] = {}
+    if dataset is not None:
+        from arnkit import data
+
+        params = data.info(dataset).attack_params(cls)
     params.update(entry.fixed)
     params.update(overrides)
     try:

@@ -38,13 +38,6 @@ import tensorflow as tf
 from arnkit.attacks.base import Attack
 from arnkit.errors import ArnkitError
 
-EPS_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mnist": {"eps": 0.3},
-    "synthetic": {"eps": 0.3},
-    "cifar10": {"eps": 8 / 255},
-    "lisa": {"eps": 8 / 255},
-}
-
 
 # ---- shared helpers for the AutoAttack components ------------------------------------------------------------
 def check_eps(eps: float) -> float:
@@ -259,7 +252,6 @@ def apgd_loop(model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor, x_start
 class _APGDBase(Attack):
     distance: ClassVar[str] = "linf"
     has_eps: ClassVar[bool] = True
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = EPS_DEFAULTS
     salt_offset: ClassVar[int] = 0
 
     def _one_run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor, loss_name: str,

@@ -16,7 +16,7 @@ apgd_iter, fab_iter, square_queries, n_target_classes, square_p_init, batch_size
     from arnkit.attacks.autoattack import AutoAttack
     attack = AutoAttack.for_dataset("mnist")          # eps .3, standard settings
     result = attack(model, x, y, seed=0)              # model maps [0,1] images to logits
-    result.success_rate, attack.last_report           # error rate and what each component contributed
+    result.success_rate, result.extras["report"]      # error rate and what each component contributed
 
 Models with randomness (the 'rand' version of the paper) are not supported: it needs EOT gradients.
 """
@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from arnkit.attacks.apgd import APGD, APGDT, EPS_DEFAULTS, ball_box, batch_salt, check_count, check_eps
-from arnkit.attacks.base import Attack
+from arnkit.attacks.apgd import APGD, APGDT, ball_box, batch_salt, check_count, check_eps
+from arnkit.attacks.base import Attack, RunOutput
 from arnkit.attacks.fab import FABT
 from arnkit.attacks.square import Square
 from arnkit.errors import ArnkitError
@@ -45,7 +45,6 @@ class AutoAttack(Attack):
     distance: ClassVar[str] = "linf"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = EPS_DEFAULTS
 
     def __init__(self, *, eps: float = 0.3, version: str = "standard", apgd_iter: int = 100, fab_iter: int = 100,
                  square_queries: int = 5000, n_target_classes: int = 9, square_p_init: float = 0.8,
@@ -60,7 +59,6 @@ class AutoAttack(Attack):
         self.square_queries = check_count("square_queries", square_queries)
         self.n_target_classes = check_count("n_target_classes", n_target_classes)
         self.square_p_init = float(square_p_init)
-        self.last_report: dict[str, dict[str, float]] = {}
         self._components = {
             "apgd-ce": APGD(eps=self.eps, n_iter=self.apgd_iter, n_restarts=1, loss="ce", batch_size=batch_size),
             "apgd-t": APGDT(eps=self.eps, n_iter=self.apgd_iter, n_restarts=1, n_target_classes=n_target_classes,
@@ -71,21 +69,16 @@ class AutoAttack(Attack):
                              batch_size=batch_size),
         }
 
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0, **kwargs: Any):
-        self.last_report = {
-            name: {"attacked": 0, "fooled": 0, "seconds": 0.0} for name in ("clean", *COMPONENTS)
-        }
-        return super().__call__(model, x, y, target=target, seed=seed, **kwargs)
-
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
-            batch: int) -> tf.Tensor:
+            batch: int) -> RunOutput:
         salt = batch_salt(batch)  # every component draws from the call's seed and this batch's salt
+        report = _empty_report()
         pred = tf.argmax(model(x, training=False), axis=-1, output_type=y.dtype)
         robust = tf.equal(pred, y).numpy()
-        self._tally("clean", len(robust), int((~robust).sum()), 0.0)
+        _tally(report, "clean", len(robust), int((~robust).sum()), 0.0)
         x_adv = x
         if self.eps == 0.0:
-            return x_adv
+            return RunOutput(x_adv, {"report": report})
         lower, upper = ball_box(x, self.eps)
         for name in COMPONENTS:
             idx = np.flatnonzero(robust)
@@ -101,11 +94,26 @@ class AutoAttack(Attack):
                 rows = idx[fooled]
                 x_adv = tf.tensor_scatter_nd_update(x_adv, rows[:, None], tf.gather(adv, np.flatnonzero(fooled)))
                 robust[rows] = False
-            self._tally(name, idx.size, int(fooled.sum()), time.perf_counter() - start)
-        return x_adv
+            _tally(report, name, idx.size, int(fooled.sum()), time.perf_counter() - start)
+        return RunOutput(x_adv, {"report": report})
 
-    def _tally(self, name: str, attacked: int, fooled: int, seconds: float) -> None:
-        entry = self.last_report.setdefault(name, {"attacked": 0, "fooled": 0, "seconds": 0.0})
-        entry["attacked"] += attacked
-        entry["fooled"] += fooled
-        entry["seconds"] += seconds
+    def merge_extras(self, batches: list[dict[str, Any]]) -> dict[str, Any]:
+        """"report": per component (and "clean"), the images it attacked and fooled and its seconds, summed
+        over the call's batches."""
+        report = _empty_report()
+        for batch in batches:
+            for name, entry in batch["report"].items():
+                _tally(report, name, entry["attacked"], entry["fooled"], entry["seconds"])
+        return {"report": report}
+
+
+def _empty_report() -> dict[str, dict[str, float]]:
+    return {name: {"attacked": 0, "fooled": 0, "seconds": 0.0} for name in ("clean", *COMPONENTS)}
+
+
+def _tally(report: dict[str, dict[str, float]], name: str, attacked: int, fooled: int,
+           seconds: float) -> None:
+    entry = report[name]
+    entry["attacked"] += attacked
+    entry["fooled"] += fooled
+    entry["seconds"] += seconds

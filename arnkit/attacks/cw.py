@@ -16,7 +16,8 @@ Defaults. ARN attacks MNIST with 500 Adam iterations at learning rate 1e-2, 4 se
 initial_const 1 (dwDavidxd/ARN via advertorch): `ARN_MNIST` below, `make("cw_n", dataset="mnist", **ARN_MNIST)`.
 The MNIST default keeps everything but the schedule: 60 iterations at learning rate 0.2 (x4 search steps), 8x
 less work for a 5% larger mean L2 at the same 100% success on the paper LeNet (docs/attacks.md has the numbers).
-CIFAR-10 / LISA follow the same first author's CIFAR code (dwDavidxd/CAFD): 100 iterations at 1e-2.
+CIFAR-10 / LISA follow the same first author's CIFAR code (dwDavidxd/CAFD): 100 iterations at 1e-2. These
+per-dataset schedules live in the datasets' budgets (arnkit/data/budgets.py).
 
 Each example's Adam trajectory depends on that example alone (a sum of per-example losses, elementwise Adam), so
 examples that abort leave the batch and later chunks run on the rest: the same result as attacking one image
@@ -39,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from arnkit.attacks.base import Attack
+from arnkit.data.budgets import CW_ARN
 from arnkit.errors import ArnkitError
 
 _ADAM_BETA1 = 0.9
@@ -47,13 +49,8 @@ _ADAM_EPSILON = 1e-8
 _TANH_SHRINK = 0.999999  # keeps atanh finite at pixels that are exactly 0 or 1
 _NO_UPPER_BOUND = 1e10
 
-# ARN's MNIST settings (dwDavidxd/ARN, advertorch's CW).
-ARN_MNIST = {"steps": 500, "confidence": 1.0, "initial_const": 1.0, "learning_rate": 1e-2, "binary_search_steps": 4}
-# Same objective and search, 8x fewer iterations at a 20x larger Adam step: measured on the paper LeNet (256 MNIST
-# test images) it keeps 100% success with mean L2 1.65 vs 1.57 at 1/8 of the gradient evaluations.
-_MNIST = {**ARN_MNIST, "steps": 60, "learning_rate": 0.2}
-# CIFAR-10 / LISA: the same first author's CIFAR code (dwDavidxd/CAFD) runs 100 iterations; the rest as ARN's MNIST.
-_CIFAR = {**ARN_MNIST, "steps": 100}
+# ARN's MNIST settings (dwDavidxd/ARN, advertorch's CW): the schedule each dataset's budgets start from.
+ARN_MNIST = dict(CW_ARN)
 
 
 def margin_loss(logits: tf.Tensor, labels: tf.Tensor, confidence: tf.Tensor, targeted: bool) -> tf.Tensor:
@@ -171,12 +168,6 @@ class CarliniWagnerL2(Attack):
     distance: ClassVar[str] = "l2"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = False
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "mnist": dict(_MNIST),
-        "synthetic": dict(_MNIST),
-        "cifar10": dict(_CIFAR),
-        "lisa": dict(_CIFAR),
-    }
 
     def __init__(self, *, steps: int = 60, confidence: float = 1.0, initial_const: float = 1.0,
                  learning_rate: float = 0.2, binary_search_steps: int = 4, abort_early: bool = True,

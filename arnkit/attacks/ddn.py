@@ -30,8 +30,6 @@ import tensorflow as tf
 from arnkit.attacks.base import Attack
 from arnkit.errors import ArnkitError
 
-_PAPER = {"steps": 100, "gamma": 0.05, "init_norm": 1.0, "step_size": 1.0, "min_step_size": 0.01,
-          "quantize": True, "levels": 256}
 _TINY = 1e-12
 
 
@@ -105,9 +103,6 @@ class DDN(Attack):
     distance: ClassVar[str] = "l2"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = False
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "mnist": dict(_PAPER), "synthetic": dict(_PAPER), "cifar10": dict(_PAPER), "lisa": dict(_PAPER),
-    }
 
     def __init__(self, *, steps: int = 100, gamma: float = 0.05, init_norm: float = 1.0, step_size: float = 1.0,
                  min_step_size: float = 0.01, quantize: bool = True, levels: int = 256,

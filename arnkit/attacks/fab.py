@@ -30,7 +30,6 @@ import numpy as np
 import tensorflow as tf
 
 from arnkit.attacks.apgd import (
-    EPS_DEFAULTS,
     ball_box,
     batch_salt,
     check_count,
@@ -121,7 +120,6 @@ class FABT(Attack):
     distance: ClassVar[str] = "linf"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = EPS_DEFAULTS
 
     def __init__(self, *, eps: float = 0.3, n_iter: int = 100, n_target_classes: int = 9, alpha_max: float = 0.1,
                  eta: float = 1.05, beta: float = 0.9, targeted: bool | None = None, batch_size: int = 256) -> None:

@@ -32,8 +32,8 @@ benchmark it fooled 78.5% of 200 images against 100% without it).
 
 The most recent iterate that fooled the model is returned (the base class re-scores it), and with
 `early_stop` the batch stops once every example has been fooled at least once; otherwise the last
-iterate. After a call `attack.last_norms` holds per example "wasserstein" (<C, pi> /
-sum(x), comparable to eps) and "transport_cost" (<C, pi>) of the returned plan.
+iterate. The result's `extras` hold per example "wasserstein" (<C, pi> / sum(x), comparable to eps) and
+"transport_cost" (<C, pi>) of the returned plan.
 
 Arguments (defaults from the authors' scripts): eps (.5 MNIST, .005 CIFAR-10), kernel_size 5,
 steps 300, gamma 1e-3 (entropic regularisation), dual_max_iter 50, dual_tol 1e-4 (bracket width
@@ -43,7 +43,7 @@ targeted, batch_size.
     from arnkit.attacks.fwa import FWA
     attack = FWA(eps=0.5)
     result = attack(model, x, y, seed=0)
-    result.success, attack.last_norms["wasserstein"]
+    result.success, result.extras["wasserstein"]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from arnkit.attacks.base import Attack, AttackResult
+from arnkit.attacks.base import Attack, RunOutput
 from arnkit.attacks.spatial_ops import (
     gather_neighbours,
     identity_plan,
@@ -136,12 +136,6 @@ class FWA(Attack):
     distance: ClassVar[str] = "wasserstein"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "mnist": {"eps": 0.5},
-        "cifar10": {"eps": 0.005, "capacity": True},
-        # The FWA paper has no LISA setting; LISA's 32x32 colour signs take CIFAR-10's.
-        "lisa": {"eps": 0.005, "capacity": True},
-    }
 
     def __init__(self, *, eps: float = 0.5, kernel_size: int = 5, steps: int = 300, gamma: float = 1e-3,
                  dual_max_iter: int = 50, dual_tol: float = 1e-4, capacity: bool = False,
@@ -165,32 +159,23 @@ class FWA(Attack):
         self.capacity = bool(capacity)
         self.capacity_rounds = int(capacity_rounds)
         self.early_stop = bool(early_stop)
-        self.last_norms: dict[str, np.ndarray] = {}
-        self._graph: tuple[Any, Any] | None = None  # (model, compiled attack) for the last model seen
-
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0, **kwargs: Any) -> AttackResult:
-        self._batch_cost: list[np.ndarray] = []
-        self._batch_mass: list[np.ndarray] = []
-        result = super().__call__(model, x, y, target=target, seed=seed, **kwargs)
-        cost = np.concatenate(self._batch_cost).astype(np.float64) if self._batch_cost else np.zeros(0)
-        mass = np.concatenate(self._batch_mass).astype(np.float64) if self._batch_mass else np.zeros(0)
-        ratio = np.divide(cost, mass, out=np.zeros_like(cost), where=mass > 0)
-        self.last_norms = {"wasserstein": ratio, "transport_cost": cost}
-        return result
 
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
-            batch: int) -> tf.Tensor:
+            batch: int) -> RunOutput:
         labels = tf.cast(target if self.targeted else y, tf.int32)
-        mass = tf.reduce_sum(x, axis=[1, 2, 3])
-        self._batch_mass.append(mass.numpy())
+        mass = tf.reduce_sum(x, axis=[1, 2, 3]).numpy().astype(np.float64)
         if self.eps == 0.0:  # the only plan with zero cost moves nothing
-            self._batch_cost.append(np.zeros(int(x.shape[0]), np.float32))
-            return x
-        if self._graph is None or self._graph[0] is not model:
-            self._graph = (model, self._build(model))
-        x_adv, cost = self._graph[1](x, labels)
-        self._batch_cost.append(cost.numpy())
-        return x_adv
+            x_adv, cost = x, np.zeros(int(x.shape[0]), np.float64)
+        else:
+            x_adv, cost = self.compiled_for(model, self._build)(x, labels)
+            cost = cost.numpy().astype(np.float64)
+        ratio = np.divide(cost, mass, out=np.zeros_like(cost), where=mass > 0)
+        return RunOutput(x_adv, {"wasserstein": ratio, "transport_cost": cost})
+
+    def merge_extras(self, batches: list[dict[str, Any]]) -> dict[str, Any]:
+        if not batches:  # no images: empty per-example arrays
+            return {"wasserstein": np.zeros(0), "transport_cost": np.zeros(0)}
+        return super().merge_extras(batches)
 
     def _build(self, model: Any):
         k, eps, gamma, steps = self.kernel_size, self.eps, self.gamma, self.steps

@@ -37,8 +37,6 @@ import tensorflow as tf
 from arnkit.attacks.base import Attack
 from arnkit.errors import ArnkitError
 
-_DEFAULTS = {"theta": 1.0, "gamma": 1.0}
-
 
 def _outputs(model: Any, features: tf.Tensor, image_shape: tf.Tensor, use_probs: bool) -> tuple[tf.Tensor, tf.Tensor]:
     logits = model(tf.reshape(features, image_shape), training=False)
@@ -129,12 +127,6 @@ class JSMA(Attack):
     has_eps: ClassVar[bool] = False
     _CHUNK: ClassVar[int] = 8  # iterations per graph call between compactions of the batch
     _PAIR_BUDGET: ClassVar[int] = 2**25  # pair scores per graph call for the logits Jacobian (128 MB a tensor)
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "mnist": dict(_DEFAULTS),
-        "synthetic": dict(_DEFAULTS),
-        "cifar10": dict(_DEFAULTS),
-        "lisa": dict(_DEFAULTS),
-    }
 
     def __init__(self, *, theta: float = 1.0, gamma: float = 1.0, jacobian: str = "probs",
                  targeted: bool | None = None, batch_size: int = 64) -> None:

@@ -36,9 +36,6 @@ from arnkit.attacks.base import Attack
 from arnkit.attacks.pgd import _check_eps
 from arnkit.errors import ArnkitError
 
-# Dong et al. 2018: T = 10, mu = 1.0 (step eps / T, worked out from eps).
-_PAPER = {"steps": 10, "decay": 1.0}
-
 
 class MIM(Attack):
     """L-inf momentum iterative method (MI-FGSM, Dong et al. 2018), through cleverhans."""
@@ -47,12 +44,6 @@ class MIM(Attack):
     distance: ClassVar[str] = "linf"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "mnist": {"eps": 0.3, **_PAPER},
-        "synthetic": {"eps": 0.3, **_PAPER},
-        "cifar10": {"eps": 8 / 255, **_PAPER},
-        "lisa": {"eps": 8 / 255, **_PAPER},
-    }
 
     def __init__(self, *, eps: float = 0.3, steps: int = 10, step_size: float | None = None,
                  decay: float = 1.0, targeted: bool | None = None, batch_size: int = 256) -> None:

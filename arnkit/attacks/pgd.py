@@ -37,11 +37,6 @@ from arnkit.attacks.base import Attack
 from arnkit.attacks.precision import check_precision, gradient_model
 from arnkit.errors import ArnkitError
 
-# ARN's MNIST settings (advertorch in dwDavidxd/ARN). For CIFAR-10 and LISA we follow the same first author's
-# CIFAR code (dwDavidxd/CAFD): eps 8/255, 40 steps of 0.01; the ARN paper itself does not state them.
-_MNIST = {"eps": 0.3, "steps": 40, "step_size": 0.01, "random_start": True}
-_CIFAR = {"eps": 8 / 255, "steps": 40, "step_size": 0.01, "random_start": True}
-
 
 def sign_gradient_descent(model: Any, x: Any, x_start: Any, labels: Any, *, eps: float, step_size: float,
                           steps: int, ascend: bool, margin_kappa: float | None = None) -> Any:
@@ -185,12 +180,6 @@ class PGD(Attack):
     distance: ClassVar[str] = "linf"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "mnist": dict(_MNIST),
-        "synthetic": dict(_MNIST),
-        "cifar10": dict(_CIFAR),
-        "lisa": dict(_CIFAR),
-    }
 
     def __init__(self, *, eps: float = 0.3, steps: int = 40, step_size: float = 0.01, random_start: bool = True,
                  restarts: int = 1, targeted: bool | None = None, batch_size: int = 256,
@@ -245,12 +234,6 @@ class FGSM(Attack):
     distance: ClassVar[str] = "linf"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "mnist": {"eps": 0.3},
-        "synthetic": {"eps": 0.3},
-        "cifar10": {"eps": 8 / 255},
-        "lisa": {"eps": 8 / 255},
-    }
 
     def __init__(self, *, eps: float = 0.3, targeted: bool | None = None, batch_size: int = 256,
                  precision: str = "float32") -> None:

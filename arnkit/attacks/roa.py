@@ -117,12 +117,6 @@ class ROA(Attack):
     distance: ClassVar[str] = "patch"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = False
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "lisa": {"width": 7, "height": 7, "stride": 2},
-        "cifar10": {"width": 7, "height": 7, "stride": 2},
-        "mnist": {"width": 6, "height": 6, "stride": 2},
-        "synthetic": {"width": 6, "height": 6, "stride": 2},
-    }
 
     def __init__(self, *, width: int = 7, height: int = 7, stride: int = 2, search: str = "exhaustive",
                  candidates: int = 5, steps: int = 30, step_size: float = 0.01, targeted: bool | None = None,

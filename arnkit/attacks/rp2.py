@@ -44,10 +44,6 @@ from arnkit.attacks.base import Attack
 from arnkit.attacks.masks import make_mask, mask_spec
 from arnkit.errors import ArnkitError
 
-# The paper runs 500 epochs on LISA; on the small 28x28 / 32x32 benchmarks 200 Adam steps of .01 already move
-# every masked pixel across the full [0,1] range (200 * .01 = 2), so we stop there.
-_SHORT = {"steps": 200}
-
 
 def random_views(images: tf.Tensor, seed: tf.Tensor, brightness: tf.Tensor, contrast: tf.Tensor,
                  rotation: tf.Tensor, scale: tf.Tensor, translation: tf.Tensor) -> tf.Tensor:
@@ -150,12 +146,6 @@ class RP2(Attack):
     distance: ClassVar[str] = "patch"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = False
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "lisa": {"steps": 500},
-        "mnist": dict(_SHORT),
-        "cifar10": dict(_SHORT),
-        "synthetic": dict(_SHORT),
-    }
 
     def __init__(self, *, mask: str | np.ndarray = "octagon", steps: int = 500, lr: float = 0.01,
                  norm_weight: float = 0.02, eot_samples: int = 1, brightness: float = 0.1, contrast: float = 0.1,

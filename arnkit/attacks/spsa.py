@@ -37,10 +37,6 @@ from arnkit.attacks.base import Attack
 from arnkit.attacks.pgd import _check_eps
 from arnkit.errors import ArnkitError
 
-# cleverhans's defaults for lr, delta and samples (Uesato et al. used lr .01, delta .01 with larger
-# batches); 100 iterations keep an image SPSA cannot fool near 0.9 s on the paper's LeNet, 2-core CPU.
-_DEFAULTS = {"nb_iter": 100, "spsa_samples": 128, "learning_rate": 0.01, "delta": 0.01}
-
 
 class SPSA(Attack):
     """L-inf SPSA (Uesato et al. 2018): gradient-free, through cleverhans's optimizer, one image at a time."""
@@ -50,12 +46,6 @@ class SPSA(Attack):
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = True
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "mnist": {"eps": 0.3, **_DEFAULTS},
-        "synthetic": {"eps": 0.3, **_DEFAULTS},
-        "cifar10": {"eps": 8 / 255, **_DEFAULTS},
-        "lisa": {"eps": 8 / 255, **_DEFAULTS},
-    }
 
     def __init__(self, *, eps: float = 0.3, nb_iter: int = 100, spsa_samples: int = 128,
                  learning_rate: float = 0.01, delta: float = 0.01, early_stop: bool = True,

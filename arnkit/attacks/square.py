@@ -24,7 +24,6 @@ import numpy as np
 import tensorflow as tf
 
 from arnkit.attacks.apgd import (
-    EPS_DEFAULTS,
     ball_box,
     batch_salt,
     check_count,
@@ -126,7 +125,6 @@ class Square(Attack):
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = True
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = EPS_DEFAULTS
     _CHUNK: ClassVar[int] = 100  # queries per graph call; fooled rows are dropped between calls
 
     def __init__(self, *, eps: float = 0.3, n_queries: int = 5000, p_init: float = 0.8, targeted: bool | None = None,

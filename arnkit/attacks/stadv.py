@@ -22,8 +22,8 @@ defaults (4 x 50 steps) it reached 100% untargeted error and 100% target hits on
 images of the paper LeNet at 8-15 img/s on 2 shared CPU cores (bench/bench_spatial_attacks.py), where
 advertorch's L-BFGS-B (1000 iterations x 5 search steps) ran at 0.54 img/s on the same machine class.
 Across all search steps the successful flow with the smallest L_flow is kept; examples never made
-adversarial come back as the clean image. After a call, `attack.last_norms["flow"]` holds the L_flow
-of each returned image (0 for failures).
+adversarial come back as the clean image. The result's `extras["flow"]` holds the L_flow of each returned
+image (0 for failures).
 
 Arguments: targeted, confidence (kappa, logits), tau (flow-loss weight, 0.05 as in the paper's MNIST
 experiments), initial_const (starting c), steps (Adam steps per search step), search_steps,
@@ -32,7 +32,7 @@ batch_size.
 
     from arnkit.attacks.stadv import STA
     result = STA(targeted=True)(model, x, y, seed=0)
-    result.success, attack.last_norms["flow"]
+    result.success, result.extras["flow"]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from arnkit.attacks.base import Attack, AttackResult
+from arnkit.attacks.base import Attack, RunOutput
 from arnkit.attacks.spatial_ops import BORDERS, flow_smoothness, flow_warp
 from arnkit.errors import ArnkitError
 
@@ -62,11 +62,6 @@ class STA(Attack):
     distance: ClassVar[str] = "spatial"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = False
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "mnist": {"tau": 0.05},
-        "cifar10": {"tau": 0.05},
-        "lisa": {"tau": 0.05},
-    }
 
     def __init__(self, *, targeted: bool | None = None, confidence: float = 0.0, tau: float = 0.05,
                  initial_const: float = 10.0, steps: int = 50, search_steps: int = 4,
@@ -87,24 +82,17 @@ class STA(Attack):
         self.learning_rate = float(learning_rate)
         self.abort_early = bool(abort_early)
         self.border = border
-        self.last_norms: dict[str, np.ndarray] = {}
-        self._graph: tuple[Any, Any] | None = None  # (model, compiled attack) for the last model seen
-
-    def __call__(self, model: Any, x: Any, y: Any, *, target: Any = None, seed: int = 0, **kwargs: Any) -> AttackResult:
-        self._batch_flow: list[np.ndarray] = []
-        result = super().__call__(model, x, y, target=target, seed=seed, **kwargs)
-        flow = np.concatenate(self._batch_flow) if self._batch_flow else np.zeros(0)
-        self.last_norms = {"flow": flow.astype(np.float64)}
-        return result
 
     def run(self, model: Any, x: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None, *, seed: int,
-            batch: int) -> tf.Tensor:
+            batch: int) -> RunOutput:
         labels = target if self.targeted else y
-        if self._graph is None or self._graph[0] is not model:
-            self._graph = (model, self._build(model))
-        x_adv, flow_loss = self._graph[1](x, tf.cast(labels, tf.int32))
-        self._batch_flow.append(flow_loss.numpy())
-        return x_adv
+        x_adv, flow_loss = self.compiled_for(model, self._build)(x, tf.cast(labels, tf.int32))
+        return RunOutput(x_adv, {"flow": flow_loss.numpy().astype(np.float64)})
+
+    def merge_extras(self, batches: list[dict[str, Any]]) -> dict[str, Any]:
+        if not batches:  # no images: an empty per-example array
+            return {"flow": np.zeros(0)}
+        return super().merge_extras(batches)
 
     def _build(self, model: Any):
         targeted, kappa, tau = self.targeted, self.confidence, self.tau

@@ -68,7 +68,6 @@ class StickerPatch(Attack):
     distance: ClassVar[str] = "patch"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = False
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, *, mask: str | np.ndarray = "ap1", steps: int = 100, step_size: float = 0.1,
                  random_start: bool = True, targeted: bool | None = None, batch_size: int = 256) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from arnkit.data.base import SPLITS, DatasetInfo, DatasetSource
+from arnkit.data.budgets import Budgets
 from arnkit.data.cifar10 import Cifar10Source
 from arnkit.data.lisa import LisaSource
 from arnkit.data.mnist import MnistSource
@@ -32,8 +33,9 @@ def get_source(name: str) -> DatasetSource:
         raise ArnkitError(f"unknown dataset '{name}'; choose one of: {', '.join(SOURCES)}") from None
 
 
-def info(name: str) -> DatasetInfo:
-    return get_source(name).info
+def info(dataset: str | DatasetInfo) -> DatasetInfo:
+    """The dataset's info; an info passes through (callers that hold one, such as a run context, pass it)."""
+    return dataset if isinstance(dataset, DatasetInfo) else get_source(dataset).info
 
 
 def _default_data_dir(data_dir: str | Path | None) -> Path:
@@ -76,4 +78,4 @@ def load(name: str, split: str = "train", *, limit: int | None = None, data_dir:
     return tf.data.Dataset.from_tensor_slices((x, y)), meta
 
 
-__all__ = ["DatasetInfo", "SOURCES", "availability", "get_source", "info", "load", "load_arrays"]
+__all__ = ["Budgets", "DatasetInfo", "SOURCES", "availability", "get_source", "info", "load", "load_arrays"]

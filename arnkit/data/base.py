@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+
+from arnkit.data.budgets import Budgets
+from arnkit.errors import ArnkitError
 
 SPLITS = ("train", "test")
 
@@ -17,11 +20,35 @@ class DatasetInfo:
     shape: tuple[int, int, int]
     num_classes: int
     class_names: tuple[str, ...]
-    eps: float  # default L-inf budget in the paper
-    eps_raised: float  # the paper's raised budget eps'
+    # Its attack budgets (arnkit.data.budgets); None: none declared, and attacks made for it are refused.
+    budgets: Budgets | None = None
     split_sizes: dict[str, int] = field(default_factory=dict)
     default_model: str = "lenet"
     description: str = ""
+
+    @property
+    def eps(self) -> float | None:
+        """The default L-inf budget (the paper's), from the budgets."""
+        return None if self.budgets is None else self.budgets.eps
+
+    @property
+    def eps_raised(self) -> float | None:
+        """The paper's raised budget eps', from the budgets."""
+        return None if self.budgets is None else self.budgets.eps_raised
+
+    def attack_params(self, attack: type | str) -> dict[str, Any]:
+        """Constructor arguments of `attack` (a class, or its name) on this dataset, from its budgets; a class
+        without a rule of its own takes its nearest base class's (a subclass of PGD reads PGD's)."""
+        if self.budgets is None:
+            raise ArnkitError(f"dataset '{self.name}' declares no attack budgets; give it budgets (for "
+                              "example arnkit.data.budgets.derived(eps, shape)) or pass the attack's "
+                              "parameters explicitly")
+        if isinstance(attack, str):
+            return self.budgets.for_attack(attack)
+        for cls in attack.__mro__:
+            if self.budgets.knows(cls.__name__):
+                return self.budgets.for_attack(cls.__name__)
+        return self.budgets.for_attack(attack.__name__)  # refused in one line: no rule for it
 
 
 class DatasetSource(Protocol):

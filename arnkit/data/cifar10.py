@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arnkit.data import budgets
 from arnkit.data.base import DatasetInfo
 from arnkit.data.importers import (
     CIFAR10_ARCHIVE,
@@ -35,8 +36,8 @@ TFDS_NAME = "cifar10"
 
 class Cifar10Source:
     info = DatasetInfo(
-        name="cifar10", shape=(32, 32, 3), num_classes=10, class_names=CLASS_NAMES, eps=8 / 255,
-        eps_raised=0.05, split_sizes={"train": 50000, "test": 10000}, default_model="resnet",
+        name="cifar10", shape=(32, 32, 3), num_classes=10, class_names=CLASS_NAMES,
+        budgets=budgets.CIFAR10, split_sizes={"train": 50000, "test": 10000}, default_model="resnet",
         description="CIFAR-10 via TFDS (prepared offline or imported from cifar-10-python.tar.gz)",
     )
 

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arnkit.data import budgets
 from arnkit.data.base import DatasetInfo
 from arnkit.data.tfds_local import manual_dir, prepared_dir, read_split
 from arnkit.errors import ArnkitError
@@ -114,8 +115,8 @@ def missing_message(data_dir: Path) -> str:
 
 class LisaSource:
     info = DatasetInfo(
-        name="lisa", shape=(32, 32, 3), num_classes=16, class_names=CLASS_NAMES, eps=8 / 255,
-        eps_raised=0.05, split_sizes=dict(DOA_COUNTS), default_model="lisa_cnn",
+        name="lisa", shape=(32, 32, 3), num_classes=16, class_names=CLASS_NAMES, budgets=budgets.LISA,
+        split_sizes=dict(DOA_COUNTS), default_model="lisa_cnn",
         description="LISA traffic signs, 16 classes, 32x32 (`arnkit data import lisa PATH`; sizes are the paper's / DOA's)",
     )
 

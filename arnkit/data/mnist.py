@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arnkit.data import budgets
 from arnkit.data.base import DatasetInfo
 from arnkit.errors import ArnkitError
 
@@ -21,8 +22,7 @@ class MnistSource:
         shape=(28, 28, 1),
         num_classes=10,
         class_names=tuple(str(i) for i in range(10)),
-        eps=0.3,
-        eps_raised=0.4,
+        budgets=budgets.MNIST,
         split_sizes={"train": 60000, "test": 10000},
         default_model="lenet",
         description="MNIST digits, embedded copy (offline)",

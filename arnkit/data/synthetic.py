@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arnkit.data import budgets
 from arnkit.data.base import DatasetInfo
 
 
@@ -15,8 +16,7 @@ class SyntheticSource:
         shape=(28, 28, 1),
         num_classes=4,
         class_names=("top-left", "top-right", "bottom-left", "bottom-right"),
-        eps=0.3,
-        eps_raised=0.4,
+        budgets=budgets.SYNTHETIC,
         split_sizes={"train": 512, "test": 128},
         default_model="lenet",
         description="tiny deterministic 4-class set for tests",

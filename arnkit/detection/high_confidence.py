@@ -33,12 +33,6 @@ class HighConfidencePGD(Attack):
     distance: ClassVar[str] = "linf"
     targeted_by_default: ClassVar[bool] = False
     has_eps: ClassVar[bool] = True
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "mnist": {"eps": 0.3, "step_size": 0.01},
-        "synthetic": {"eps": 0.3, "step_size": 0.01},
-        "cifar10": {"eps": 8 / 255, "step_size": 1 / 255},
-        "lisa": {"eps": 8 / 255, "step_size": 1 / 255},
-    }
 
     def __init__(self, *, eps: float = 0.3, kappa: float = 20.0, steps: int = 100, step_size: float = 0.01,
                  batch_size: int = 256) -> None:

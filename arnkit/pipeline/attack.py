@@ -84,7 +84,8 @@ def merge_shards(dataset: str = "mnist", attack: str = "pgd_n", *, shards: int, 
 
 
 def list_attacks() -> list[dict[str, Any]]:
-    """Every registered attack: distance, targeted, and its defaults per dataset."""
+    """Every registered attack: distance, targeted, and its defaults per dataset (what the dataset's budgets
+    set for it, on the datasets the pipeline offers it for; arnkit.data.budgets)."""
     rows = []
     for key, entry in attack_registry.REGISTRY.items():
         try:
@@ -96,5 +97,14 @@ def list_attacks() -> list[dict[str, Any]]:
         rows.append({"key": key, "description": entry.description, "available": True, "distance": cls.distance,
                      "targeted": bool(targeted), "has_eps": cls.has_eps,
                      "datasets": list(entry.datasets) if entry.datasets else "all",
-                     "defaults": {ds: {**d, **entry.fixed} for ds, d in cls.dataset_defaults.items()}})
+                     "defaults": _dataset_defaults(entry, cls)})
     return rows
+
+
+def _dataset_defaults(entry: attack_registry.AttackEntry, cls: type) -> dict[str, dict[str, Any]]:
+    defaults = {}
+    for name in data.SOURCES:
+        params = data.info(name).attack_params(cls) if entry.applies_to(name) else {}
+        if params:  # a dataset that sets nothing for the attack (the stickers) lists nothing
+            defaults[name] = {**params, **entry.fixed}
+    return defaults
