@@ -64,7 +64,7 @@ def merge_shards(dataset: str = "mnist", attack: str = "pgd_n", *, shards: int, 
     overrides = dict(params or {})
     if eps is not None:
         overrides["eps"] = float(eps)
-    instance = attack_registry.make(entry.key, dataset=meta.name, **overrides)
+    instance = attack_registry.make(entry.key, dataset=meta, **overrides)
     record = with_target(ctx).require_target().record
     spec = attack_spec(meta.name, split, entry.key, instance.params(), record.fingerprint, seed, limit,
                        check_restarts(restarts))

@@ -105,7 +105,7 @@ def check_request(ctx: RunContext, attack: str, *, split: str, limit: int | None
     A bad name, parameter, shard, restart count or limit is one line."""
     restarts = check_restarts(restarts)
     entry = attack_registry.for_dataset(attack, ctx.dataset)
-    instance = attack_registry.make(entry.key, dataset=ctx.dataset, **dict(params or {}))
+    instance = attack_registry.make(entry.key, dataset=ctx.info, **dict(params or {}))
     parse_shard(shard)
     size = ctx.info.split_sizes.get(split)
     if size:
