@@ -9,15 +9,12 @@ Two kinds exist in the paper's comparisons:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
 
 from arnkit.defenses.records import Kind
-
-if TYPE_CHECKING:
-    from arnkit.evaluation.threat_models import AttackedModel
 
 
 @dataclass
@@ -74,31 +71,6 @@ class Defense:
             preds.append(np.argmax(ops.convert_to_numpy(logits), axis=-1))
         pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
         return pred, (np.concatenate(restored) if restored else None)
-
-    def attacker_model(self, threat: str, classifier: Any, *, classifier_tag: str, defense_tag: str = "",
-                       surrogate: Any = None, surrogate_tag: str = "") -> AttackedModel:
-        """What the attacker differentiates under `threat` (arnkit.evaluation.threat_models) against this
-        defense in front of `classifier`. A robust classifier has no pre-processor to hide: every threat
-        model attacks it directly."""
-        from arnkit.attacks.adaptive import BPDA
-        from arnkit.attacks.adaptive import compose as compose_attacked
-        from arnkit.errors import ArnkitError
-        from arnkit.evaluation.threat_models import AttackedModel
-
-        if self.kind == "classifier":
-            return AttackedModel(self.model, f"{defense_tag}", False)
-        if threat == "gray" or (self.is_identity and threat != "transfer"):
-            return AttackedModel(classifier, classifier_tag, True)
-        if threat == "white":
-            return AttackedModel(compose_attacked(self.model, classifier), f"{classifier_tag}+{defense_tag}:white",
-                                 False)
-        if threat == "bpda":
-            return AttackedModel(BPDA(self.model, classifier), f"{classifier_tag}+{defense_tag}:bpda", False)
-        if surrogate is None:
-            raise ArnkitError("the transfer threat model needs a surrogate pre-processor; pass --surrogate "
-                              "PATH.keras (e.g. an ARN trained with another --seed)")
-        return AttackedModel(compose_attacked(surrogate, classifier), f"{classifier_tag}+{surrogate_tag}:transfer",
-                             False)
 
 
 def compose(preprocessor: Any, classifier: Any, *, name: str = "protected") -> keras.Model:
