@@ -451,7 +451,7 @@ def evaluate(
     started = time.perf_counter()
     meta = data.info(dataset)
     ws = Workspace.resolve(workspace)
-    threat = parse_threat_model(threat_model)
+    threat = parse_threat_model(threat_model).name
     restarts = check_restarts(restarts)
     specs = attack_specs(attack, meta.name)
     split_size = meta.split_sizes.get("test")
@@ -624,7 +624,7 @@ def run_evaluation(dataset: str = "mnist", attack: str | None = None, *, ablatio
     if ablation and matrix:
         raise ArnkitError("--ablation and --matrix are separate studies; pass one of them")
     if ablation or matrix:
-        threat = parse_threat_model(options.get("threat_model", "gray"))
+        threat = parse_threat_model(options.get("threat_model", "gray")).name
         if threat != "gray":
             raise ArnkitError("--ablation and --matrix run in the paper's gray-box setting; drop --threat-model")
         from arnkit.pipeline.attack import check_restarts
