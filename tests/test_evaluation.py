@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 from typer.testing import CliRunner
 
+from arnkit import data
 from arnkit.defenses.base import Defense, no_defense
 from arnkit.errors import ArnkitError
 from arnkit.evaluation import metrics, sanity
@@ -67,18 +68,19 @@ def test_error_rate_arithmetic():
 
 
 def test_attack_specs_and_iteration_plan():
-    specs = attack_specs("pgd_n,aa_n@0.4", "mnist")
+    mnist = data.info("mnist")
+    specs = attack_specs("pgd_n,aa_n@0.4", mnist)
     assert [s.label for s in specs] == ["pgd_n", "aa_n@0.4"] and specs[1].params == {"eps": 0.4}
-    labels = [s.label for s in attack_specs("all", "mnist")]
+    labels = [s.label for s in attack_specs("all", mnist)]
     assert "pgd_n@0.4" in labels and "aa_n@0.4" in labels and "sta_t" in labels and "fwa_n" in labels
-    assert iteration_plan(specs[0], "mnist", "bpda", None) == [40, 100]
-    assert iteration_plan(specs[0], "mnist", "gray", 7) == [7]
+    assert iteration_plan(specs[0], mnist, parse_threat_model("bpda"), None) == [40, 100]
+    assert iteration_plan(specs[0], mnist, parse_threat_model("gray"), 7) == [7]
     with pytest.raises(ArnkitError, match="no iteration count"):
-        iteration_plan(attack_specs("jsma_t", "mnist")[0], "mnist", "gray", 10)
+        iteration_plan(attack_specs("jsma_t", mnist)[0], mnist, parse_threat_model("gray"), 10)
     with pytest.raises(ArnkitError, match="has no eps"):
-        attack_specs("jsma_t@0.4", "mnist")
+        attack_specs("jsma_t@0.4", mnist)
     with pytest.raises(ArnkitError, match="unknown attack"):
-        attack_specs("nope", "mnist")
+        attack_specs("nope", mnist)
     with pytest.raises(ArnkitError, match="unknown threat model 'black'.*gray, white, bpda, transfer"):
         parse_threat_model("black")
 
@@ -133,10 +135,10 @@ def test_sanity_checks_pass_and_flag():
 
 
 def test_sanity_flags_trigger_on_a_planted_masking_defense(ws, monkeypatch):
-    from arnkit.pipeline import evaluate as evaluate_module
+    from arnkit.evaluation import checks as checks_module
 
     # A small SPSA budget: seconds on 64 images (early stop ends each fooled image).
-    monkeypatch.setattr(evaluate_module, "GRADIENT_FREE_PARAMS",
+    monkeypatch.setattr(checks_module, "GRADIENT_FREE_PARAMS",
                         {"nb_iter": 30, "spsa_samples": 32, "learning_rate": 0.05})
     masked = ResolvedDefense(Defense("masked", "preprocessor", MaskedIdentity()), "masked-v1")
     honest = ResolvedDefense(Defense("identity", "preprocessor", keras.layers.Identity()), "identity-v1")
@@ -204,7 +206,7 @@ def test_transfer_crafts_through_a_surrogate(ws, tmp_path):
 
 
 def test_ablation_and_matrix_studies(ws):
-    from arnkit.pipeline.studies import evaluate_ablation, evaluate_matrix
+    from arnkit.evaluation.studies import evaluate_ablation, evaluate_matrix
 
     result = evaluate_ablation("synthetic", "fgsm", limit=32, train_steps=4, workspace=ws)
     assert set(result["accuracy"]) == {"ARN", "w/o L_adv", "w/o L_nor", "w/o L_att"}
