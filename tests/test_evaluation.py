@@ -87,6 +87,41 @@ def test_attack_specs_and_iteration_plan():
 
 # ------------------------------------------------------------------------------------ threat models ---
 
+def test_threat_model_is_parsed_once_into_an_object_that_knows_its_properties(tiny_classifier):
+    from arnkit.evaluation.threat_models import BPDA, GRAY, TRANSFER, WHITE, ThreatModel
+
+    assert ThreatModel.parse(" White ") is WHITE and ThreatModel.parse(WHITE) is WHITE  # parsed once, then passed
+    assert [str(t) for t in (GRAY, WHITE, BPDA, TRANSFER)] == ["gray", "white", "bpda", "transfer"]
+    with pytest.raises(ArnkitError, match="unknown threat model 'black'") as refused:
+        ThreatModel.parse("black")
+    assert "\n" not in str(refused.value)
+    assert GRAY.shares_gray_examples and not any(t.shares_gray_examples for t in (WHITE, BPDA, TRANSFER))
+    assert TRANSFER.needs_surrogate and not any(t.needs_surrogate for t in (GRAY, WHITE, BPDA))
+    assert WHITE.runs_sanity_suite and BPDA.runs_sanity_suite
+    assert not GRAY.runs_sanity_suite and not TRANSFER.runs_sanity_suite
+    assert BPDA.default_iterations == (40, 100) and not WHITE.default_iterations and not GRAY.default_iterations
+    assert WHITE.ordering_against == (BPDA, GRAY) and not BPDA.ordering_against and not GRAY.ordering_against
+    # The attacked model: what each one differentiates, and the tag that keys its examples.
+    blur = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.AveragePooling2D(3, 1, padding="same")])
+    defense, tags = Defense("blur", "preprocessor", blur), {"classifier_tag": "t", "defense_tag": "d"}
+    assert GRAY.attacked_model(defense, tiny_classifier, **tags).model is tiny_classifier
+    assert WHITE.attacked_model(defense, tiny_classifier, **tags).tag == "t+d:white"
+    assert BPDA.attacked_model(defense, tiny_classifier, **tags).tag == "t+d:bpda"
+    with pytest.raises(ArnkitError, match="needs a surrogate"):
+        TRANSFER.attacked_model(defense, tiny_classifier, **tags)
+    transfer = TRANSFER.attacked_model(defense, tiny_classifier, surrogate=blur, surrogate_tag="s", **tags)
+    assert transfer.tag == "t+s:transfer" and not transfer.shared_with_gray
+    # NONE hides nothing (but the transfer attacker keeps their surrogate); a robust classifier is attacked itself.
+    for threat in (WHITE, BPDA):
+        none = threat.attacked_model(no_defense(), tiny_classifier, classifier_tag="t", defense_tag="none")
+        assert none.model is tiny_classifier and none.shared_with_gray
+    assert TRANSFER.attacked_model(no_defense(), tiny_classifier, surrogate=blur, surrogate_tag="s",
+                                   classifier_tag="t").tag == "t+s:transfer"
+    robust = Defense("robust", "classifier", tiny_classifier)
+    assert {t.attacked_model(robust, tiny_classifier, classifier_tag="t", defense_tag="r").tag
+            for t in (GRAY, WHITE, BPDA, TRANSFER)} == {"r"}
+
+
 def test_white_box_error_at_least_gray_box(tiny_classifier, synthetic_data):
     from arnkit import attacks
 
