@@ -87,8 +87,8 @@ def evaluate(
                            max_iterations=max_iterations, sanity_checks=sanity_checks, seed=seed)
     check_surrogate_option(threat, surrogate)
 
-    targets = resolve_targets(info, ws, target_model=target_model, seed=seed if target_seed is None else int(target_seed),
-                              progress=progress)
+    target_seed = seed if target_seed is None else int(target_seed)
+    targets = resolve_targets(info, ws, target_model=target_model, seed=target_seed, progress=progress)
     resolved_surrogate = (resolve_surrogate(surrogate, info, ws, targets.defended_fingerprint) if surrogate
                           else None)
     if isinstance(defenses, list | tuple) and defenses and isinstance(defenses[0], ResolvedDefense):
