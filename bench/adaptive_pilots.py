@@ -37,11 +37,12 @@ def cpu_flags() -> str:
 def white_box_error(defense_path: str, ws: Path, iterations: int, limit: int) -> float:
     from arnkit import attacks, data
     from arnkit.defenses import registry
+    from arnkit.evaluation.threat_models import WHITE
     from arnkit.pipeline.target import ensure_target
 
     classifier, record = ensure_target("mnist", workspace=ws)
     defense, _ = registry.load_file(defense_path, "mnist")
-    model = defense.attacker_model("white", classifier, classifier_tag=record.fingerprint).model
+    model = WHITE.attacked_model(defense, classifier, classifier_tag=record.fingerprint).model
     x, y, _ = data.load_arrays("mnist", "test", limit=limit, data_dir=ws / "data")
     result = attacks.make("pgd_t", dataset="mnist", steps=iterations)(model, x, y, seed=0)
     return round(100.0 * float(np.mean(result.pred != y)), 2)

@@ -137,6 +137,7 @@ def test_adaptive_without_a_target_and_bad_settings_are_one_clear_error(pairs):
 def test_adaptive_run_record_export_and_bad_input(tmp_path):
     from typer.testing import CliRunner
 
+    from arnkit import data
     from arnkit.defenses import registry
     from arnkit.defenses.files import HEADER
     from arnkit.pipeline.evaluate import resolve_defenses
@@ -161,7 +162,7 @@ def test_adaptive_run_record_export_and_bad_input(tmp_path):
     assert np.asarray(defense.model(x)).shape == x.shape
     assert plain["defense_path"] != record["defense_path"] and "adaptive" not in plain["options"]
     # `--defense arn` means the plain run, though the adaptive one is newer.
-    chosen = resolve_defenses("arn", "synthetic", Workspace.resolve(tmp_path), seed=0, progress=NullProgress(),
+    chosen = resolve_defenses("arn", data.info("synthetic"), Workspace.resolve(tmp_path), seed=0, progress=NullProgress(),
                               target_fingerprint=record["target_fingerprint"])
     assert [r.path for r in chosen] == [plain["defense_path"]]
     again = train_defense(workspace=tmp_path, adaptive=True, **fast)

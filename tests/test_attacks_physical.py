@@ -127,6 +127,7 @@ def test_rp2_and_sticker_registry_entries():
 
 
 def test_patches_are_refused_for_other_datasets_in_one_line():
+    from arnkit import data
     from arnkit.pipeline.evaluate import attack_specs
     from arnkit.pipeline.train import parse_seen
 
@@ -136,8 +137,9 @@ def test_patches_are_refused_for_other_datasets_in_one_line():
     with pytest.raises(ArnkitError, match="'ap5'"):
         parse_seen("ap1,ap5", "lisa")
     assert parse_seen("ap3,ap4", "lisa") == ["ap3", "ap4"]
-    assert not any(s.key.startswith("ap") for s in attack_specs("all", "mnist"))
-    assert {"ap1", "ap2", "ap3", "ap4", "rp2", "roa", "pgd_n"} <= {s.key for s in attack_specs("all", "lisa")}
+    assert not any(s.key.startswith("ap") for s in attack_specs("all", data.info("mnist")))
+    lisa_keys = {s.key for s in attack_specs("all", data.info("lisa"))}
+    assert {"ap1", "ap2", "ap3", "ap4", "rp2", "roa", "pgd_n"} <= lisa_keys
 
 
 def test_rp2_octagon_fools_tiny_classifier_and_stays_in_mask(tiny_classifier, synthetic_data):

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 from typer.testing import CliRunner
 
+from arnkit import data
 from arnkit.defenses.base import Defense, no_defense
 from arnkit.errors import ArnkitError
 from arnkit.evaluation import metrics, sanity
@@ -67,23 +68,59 @@ def test_error_rate_arithmetic():
 
 
 def test_attack_specs_and_iteration_plan():
-    specs = attack_specs("pgd_n,aa_n@0.4", "mnist")
+    mnist = data.info("mnist")
+    specs = attack_specs("pgd_n,aa_n@0.4", mnist)
     assert [s.label for s in specs] == ["pgd_n", "aa_n@0.4"] and specs[1].params == {"eps": 0.4}
-    labels = [s.label for s in attack_specs("all", "mnist")]
+    labels = [s.label for s in attack_specs("all", mnist)]
     assert "pgd_n@0.4" in labels and "aa_n@0.4" in labels and "sta_t" in labels and "fwa_n" in labels
-    assert iteration_plan(specs[0], "mnist", "bpda", None) == [40, 100]
-    assert iteration_plan(specs[0], "mnist", "gray", 7) == [7]
+    assert iteration_plan(specs[0], mnist, parse_threat_model("bpda"), None) == [40, 100]
+    assert iteration_plan(specs[0], mnist, parse_threat_model("gray"), 7) == [7]
     with pytest.raises(ArnkitError, match="no iteration count"):
-        iteration_plan(attack_specs("jsma_t", "mnist")[0], "mnist", "gray", 10)
+        iteration_plan(attack_specs("jsma_t", mnist)[0], mnist, parse_threat_model("gray"), 10)
     with pytest.raises(ArnkitError, match="has no eps"):
-        attack_specs("jsma_t@0.4", "mnist")
+        attack_specs("jsma_t@0.4", mnist)
     with pytest.raises(ArnkitError, match="unknown attack"):
-        attack_specs("nope", "mnist")
+        attack_specs("nope", mnist)
     with pytest.raises(ArnkitError, match="unknown threat model 'black'.*gray, white, bpda, transfer"):
         parse_threat_model("black")
 
 
 # ------------------------------------------------------------------------------------ threat models ---
+
+def test_threat_model_is_parsed_once_into_an_object_that_knows_its_properties(tiny_classifier):
+    from arnkit.evaluation.threat_models import BPDA, GRAY, TRANSFER, WHITE, ThreatModel
+
+    assert ThreatModel.parse(" White ") is WHITE and ThreatModel.parse(WHITE) is WHITE  # parsed once, then passed
+    assert [str(t) for t in (GRAY, WHITE, BPDA, TRANSFER)] == ["gray", "white", "bpda", "transfer"]
+    with pytest.raises(ArnkitError, match="unknown threat model 'black'") as refused:
+        ThreatModel.parse("black")
+    assert "\n" not in str(refused.value)
+    assert GRAY.shares_gray_examples and not any(t.shares_gray_examples for t in (WHITE, BPDA, TRANSFER))
+    assert TRANSFER.needs_surrogate and not any(t.needs_surrogate for t in (GRAY, WHITE, BPDA))
+    assert WHITE.runs_sanity_suite and BPDA.runs_sanity_suite
+    assert not GRAY.runs_sanity_suite and not TRANSFER.runs_sanity_suite
+    assert BPDA.default_iterations == (40, 100) and not WHITE.default_iterations and not GRAY.default_iterations
+    assert WHITE.ordering_against == (BPDA, GRAY) and not BPDA.ordering_against and not GRAY.ordering_against
+    # The attacked model: what each one differentiates, and the tag that keys its examples.
+    blur = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.AveragePooling2D(3, 1, padding="same")])
+    defense, tags = Defense("blur", "preprocessor", blur), {"classifier_tag": "t", "defense_tag": "d"}
+    assert GRAY.attacked_model(defense, tiny_classifier, **tags).model is tiny_classifier
+    assert WHITE.attacked_model(defense, tiny_classifier, **tags).tag == "t+d:white"
+    assert BPDA.attacked_model(defense, tiny_classifier, **tags).tag == "t+d:bpda"
+    with pytest.raises(ArnkitError, match="needs a surrogate"):
+        TRANSFER.attacked_model(defense, tiny_classifier, **tags)
+    transfer = TRANSFER.attacked_model(defense, tiny_classifier, surrogate=blur, surrogate_tag="s", **tags)
+    assert transfer.tag == "t+s:transfer" and not transfer.shared_with_gray
+    # NONE hides nothing (but the transfer attacker keeps their surrogate); a robust classifier is attacked itself.
+    for threat in (WHITE, BPDA):
+        none = threat.attacked_model(no_defense(), tiny_classifier, classifier_tag="t", defense_tag="none")
+        assert none.model is tiny_classifier and none.shared_with_gray
+    assert TRANSFER.attacked_model(no_defense(), tiny_classifier, surrogate=blur, surrogate_tag="s",
+                                   classifier_tag="t").tag == "t+s:transfer"
+    robust = Defense("robust", "classifier", tiny_classifier)
+    assert {t.attacked_model(robust, tiny_classifier, classifier_tag="t", defense_tag="r").tag
+            for t in (GRAY, WHITE, BPDA, TRANSFER)} == {"r"}
+
 
 def test_white_box_error_at_least_gray_box(tiny_classifier, synthetic_data):
     from arnkit import attacks
@@ -133,10 +170,10 @@ def test_sanity_checks_pass_and_flag():
 
 
 def test_sanity_flags_trigger_on_a_planted_masking_defense(ws, monkeypatch):
-    from arnkit.pipeline import evaluate as evaluate_module
+    from arnkit.evaluation import checks as checks_module
 
     # A small SPSA budget: seconds on 64 images (early stop ends each fooled image).
-    monkeypatch.setattr(evaluate_module, "GRADIENT_FREE_PARAMS",
+    monkeypatch.setattr(checks_module, "GRADIENT_FREE_PARAMS",
                         {"nb_iter": 30, "spsa_samples": 32, "learning_rate": 0.05})
     masked = ResolvedDefense(Defense("masked", "preprocessor", MaskedIdentity()), "masked-v1")
     honest = ResolvedDefense(Defense("identity", "preprocessor", keras.layers.Identity()), "identity-v1")
@@ -204,7 +241,7 @@ def test_transfer_crafts_through_a_surrogate(ws, tmp_path):
 
 
 def test_ablation_and_matrix_studies(ws):
-    from arnkit.pipeline.studies import evaluate_ablation, evaluate_matrix
+    from arnkit.evaluation.studies import evaluate_ablation, evaluate_matrix
 
     result = evaluate_ablation("synthetic", "fgsm", limit=32, train_steps=4, workspace=ws)
     assert set(result["accuracy"]) == {"ARN", "w/o L_adv", "w/o L_nor", "w/o L_att"}

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from arnkit.data.lisa import (
+from arnkit.data.lisa_files import (
     ANNOTATIONS,
     BUILDER_NAME,
     BUILDER_VERSION,

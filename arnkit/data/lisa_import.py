@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from arnkit.data.lisa import (
+from arnkit.data.lisa_files import (
     ANNOTATIONS,
     BUILDER_NAME,
     BUILDER_VERSION,

@@ -83,7 +83,7 @@ class ClassifierFitStep(FitStep):
         save_defense_file(model, path, key=self.key, kind="classifier", dataset=ctx.dataset, seen=list(self.seen))
 
     def as_defense(self, model: Any, path: Path) -> Any:
-        from arnkit.defenses.base import Defense
+        from arnkit.runs.defense import Defense
 
         return Defense(self.key, "classifier", model)
 

@@ -16,9 +16,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from arnkit.defenses.records import KINDS
 from arnkit.errors import ArnkitError
 from arnkit.io import atomic_path, load_model
+from arnkit.runs.defense_record import KINDS
 
 HEADER = "arnkit.json"
 

@@ -104,7 +104,7 @@ class PairFitStep(FitStep):
         save_defense_file(model, path, key=self.key, kind="preprocessor", dataset=ctx.dataset, seen=self.seen)
 
     def as_defense(self, model: Any, path: Path) -> Any:
-        from arnkit.defenses.base import Defense
+        from arnkit.runs.defense import Defense
 
         return Defense(self.key, "preprocessor", model)
 

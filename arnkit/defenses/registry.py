@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arnkit.defenses.base import Defense
-from arnkit.defenses.records import DefenseRecord, Kind
 from arnkit.errors import ArnkitError
+from arnkit.runs.defense import Defense
+from arnkit.runs.defense_record import DefenseRecord, Kind
 
 
 def _resolve(target: str) -> Callable[..., Any]:

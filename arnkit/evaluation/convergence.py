@@ -1,7 +1,7 @@
 """Convergence curves of a white-box evaluation, after Carlini et al. 2019 ("On Evaluating Adversarial
 Robustness", arXiv:1902.06705, Sections 4.3 and 5): error vs attack iterations (does more work change the
 number?) and error vs eps (does the error rise to 100% as the budget grows?). Pure arithmetic over an
-`error(...)` callback, so the orchestration decides what one point costs (arnkit.pipeline.evaluate caches them).
+`error(...)` callback, so the orchestration decides what one point costs (arnkit.evaluation.checks caches them).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def _targets(ws: Workspace) -> list[str]:
 
 def _defenses(ws: Workspace) -> list[str]:
     """Every trained defense of any recipe, through its typed record (options differ per recipe)."""
-    from arnkit.defenses.records import DefenseRecord
+    from arnkit.runs.defense_record import DefenseRecord
 
     lines = ["## Trained defenses", "", "| dataset | defense | kind | seen | options | train s | fingerprint |",
              "|---|---|---|---|---|---|---|"]

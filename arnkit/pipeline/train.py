@@ -74,8 +74,8 @@ def evaluate_gray_box(dataset: str, attack_keys: list[str], preprocessor: Any, *
                       ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """ARN's closing report for a pre-processor, for benchmarks that score snapshots:
     ({row: {"none": error %, "arn": error %}}, the evaluation record)."""
-    from arnkit.defenses.base import Defense
     from arnkit.fingerprint import model_fingerprint
+    from arnkit.runs.defense import Defense
 
     ctx = with_target(RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress))
     defense = ResolvedDefense(Defense("arn", "preprocessor", preprocessor), fingerprint or model_fingerprint(preprocessor),

@@ -1,7 +1,7 @@
 """Gray-box scoring of defenses: the paper's main setting, where the attacker knows the classifier and not
 the defense. Examples are crafted against the context's target alone (shared by every defense) and then pass
 through each defense. Every training run closes with this report; `arnkit evaluate` builds its rows with the
-same pieces (`clean_rows`, `attack_row`, `worst_case_rows`, `grid_rows`, `write_record`).
+same pieces (`clean_rows`, `attack_row`, `worst_case_rows`, `grid_rows`, `grid_png`, `write_results`).
 
     rows, record = closing_report(ctx, resolved, ["pgd_n", "pgd_t"], limit=1000)
     rows["pgd_n"] == {"none": 100.0, "arn": 2.8}          # error %, on the first `limit` test images
@@ -88,15 +88,16 @@ def grid_rows(x: np.ndarray, adversarial: np.ndarray, restored: dict[str, np.nda
         f"restored ({name})": images for name, images in restored.items() if name != "none"}}
 
 
-def write_record(out_dir: Path, record: dict[str, Any], classifier: Any, grid: dict[str, np.ndarray] | None,
-                 grid_title: str, started: float) -> dict[str, Any]:
-    """Add the grid PNG (captions: the classifier's labels), the wall time and the tables to `record`."""
-    if grid is not None:
-        from arnkit.detection.detector import predict_labels
+def grid_png(out_dir: Path, classifier: Any, grid: dict[str, np.ndarray], title: str) -> str:
+    """The grid's PNG, each image captioned with the class the classifier predicts for it."""
+    from arnkit.detection.detector import predict_labels
 
-        captions = {name: [str(int(c)) for c in predict_labels(classifier, images)] for name, images in grid.items()}
-        record["grid_png"] = str(figures.image_grid_png(out_dir / "grid.png", grid, captions=captions,
-                                                        title=grid_title))
+    captions = {name: [str(int(c)) for c in predict_labels(classifier, images)] for name, images in grid.items()}
+    return str(figures.image_grid_png(out_dir / "grid.png", grid, captions=captions, title=title))
+
+
+def write_results(out_dir: Path, record: dict[str, Any], started: float) -> dict[str, Any]:
+    """Stamp the wall time since `started` and write the tables (results.json, .csv, .md)."""
     record["seconds"] = round(time.perf_counter() - started, 2)
     record["files"] = tables.write_tables(out_dir, "results", record)
     return record
@@ -164,9 +165,10 @@ def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys
         "rows": rows, "sanity": [], "sanity_passed": True, "convergence": None,
         "arnkit_version": arnkit.__version__, "seconds": 0.0,
     }
-    grid = grid_rows(x, grid_source, restored_for_grid) if grid_source is not None else None
-    return write_record(out_dir, record, classifier, grid, f"{keys[0]} ({threat}); captions: predicted class",
-                        started)
+    if grid_source is not None:
+        record["grid_png"] = grid_png(out_dir, classifier, grid_rows(x, grid_source, restored_for_grid),
+                                      f"{keys[0]} ({threat}); captions: predicted class")
+    return write_results(out_dir, record, started)
 
 
 def closing_report(ctx: RunContext, defense: ResolvedDefense, attack_keys: list[str], *, limit: int | None,
@@ -174,7 +176,7 @@ def closing_report(ctx: RunContext, defense: ResolvedDefense, attack_keys: list[
     """The report a training run closes with: gray box, the new defense beside NONE on clean and seen-attack
     test images of the context's target. Returns ({label: {"none": error %, <defense name>: error %}},
     the evaluation record)."""
-    from arnkit.defenses.base import no_defense  # TODO(restructure): Defense moves down into runs/
+    from arnkit.runs.defense import no_defense
 
     result = score_gray_box(ctx, [ResolvedDefense(no_defense(), "none"), defense], attack_keys, limit=limit,
                             seed=seed)

@@ -12,7 +12,8 @@ The deployed defense is the pre-processor x -> G(E(x)).
 - model.py    ARN(keras.Model): checkpoints, the TensorFlow train_step (GradientTape, tf.distribute)
 - jax_training.py  JaxTrainer: the same step under KERAS_BACKEND=jax (one jitted step, DataParallel)
 - torch_training.py  TorchTrainer: the same step under KERAS_BACKEND=torch (torch autograd)
-- stepping.py the loop JaxTrainer and TorchTrainer share; trainer_for(arn) picks the running backend's
+- stepping.py the loop JaxTrainer and TorchTrainer share
+- trainers.py trainer_for(arn): the running backend's stepped trainer
 - export.py   export_preprocessor / save_defense / load_defense (backend-agnostic)
 
 `ARN`, `JaxTrainer`, `TorchTrainer` and friends load on first use.
@@ -33,7 +34,7 @@ from arnkit.defenses.arn.networks import (
 
 _LAZY = {"ARN": "model", "training_dataset": "model", "read_checkpoint": "model", "unpack_batch": "model",
          "JaxTrainer": "jax_training", "data_parallel": "jax_training", "TorchTrainer": "torch_training",
-         "trainer_for": "stepping"}
+         "trainer_for": "trainers"}
 
 
 def __getattr__(name):

@@ -228,7 +228,7 @@ class ARNFitStep(FitStep):
                           **plan.header)
 
     def as_defense(self, model: Any, path: Path) -> Any:
-        from arnkit.defenses.base import Defense
+        from arnkit.runs.defense import Defense
 
         return Defense("arn", "preprocessor", model)
 

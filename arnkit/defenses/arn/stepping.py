@@ -1,5 +1,6 @@
-"""What the JAX and torch trainers (JaxTrainer, TorchTrainer) share: the checks and handles of the constructor,
-`fit` over `batches(step)`, and `trainer_for(arn)`, which picks the running backend's trainer."""
+"""What the JAX and torch trainers (JaxTrainer, TorchTrainer) share: the checks and handles of the constructor
+and `fit` over `batches(step)`. `trainer_for(arn)`, which picks the running backend's trainer, lives in
+trainers.py: this base must not import its subclasses' modules (they import it)."""
 
 from __future__ import annotations
 
@@ -53,20 +54,3 @@ class SteppedTrainer:
             if on_step is not None:
                 on_step(step + 1, logs)
         return history
-
-
-def trainer_for(arn, *, seed: int | None = None) -> SteppedTrainer:
-    """The stateless-step trainer of the running Keras backend: JaxTrainer (jax) or TorchTrainer (torch).
-    TensorFlow trains with `arn.fit` (the custom train_step under tf.distribute)."""
-    from arnkit import backend
-    from arnkit.errors import ArnkitError
-
-    if backend.name() == "jax":
-        from arnkit.defenses.arn.jax_training import JaxTrainer
-
-        return JaxTrainer(arn, seed=seed)
-    if backend.name() == "torch":
-        from arnkit.defenses.arn.torch_training import TorchTrainer
-
-        return TorchTrainer(arn, seed=seed)
-    raise ArnkitError(f"no stepped trainer for KERAS_BACKEND={backend.name()}: on TensorFlow train with arn.fit(...)")
