@@ -149,3 +149,30 @@ def test_training_template_runs_a_fit_step_end_to_end_and_reuses_the_folder(ctx)
     again = run_training(ctx, _ShrinkStep(calls))
     assert again["reused"] and again["defense_fingerprint"] == record["defense_fingerprint"]
     assert "fit" not in calls and "export" not in calls
+
+
+def test_closing_report_is_the_gray_box_evaluation(ctx):
+    """The training template's closing report and `arnkit evaluate --threat-model gray --no-sanity` build their
+    rows with the same pieces: same folder, same rows, same record (wall times aside)."""
+    import keras
+
+    from arnkit.pipeline.evaluate import evaluate
+    from arnkit.runs.defense import Defense, no_defense
+    from arnkit.runs.scoring import ResolvedDefense, closing_report
+
+    inputs = keras.Input(shape=ctx.info.shape)
+    shrink = keras.Model(inputs, keras.layers.Rescaling(0.5, offset=0.25)(inputs))
+    resolved = ResolvedDefense(Defense("shrink", "preprocessor", shrink), "shrink-tag", ["fgsm"])
+    rows, record = closing_report(ctx, resolved, ["fgsm", "pgd_n"], limit=32)
+    assert set(rows) == {"clean", "fgsm", "pgd_n"} and set(rows["fgsm"]) == {"none", "shrink"}
+    assert rows["fgsm"]["none"] > rows["clean"]["none"]  # the attack works on the bare target
+    same = evaluate("synthetic", "fgsm,pgd_n", defenses=[ResolvedDefense(no_defense(), "none"), resolved],
+                    threat_model="gray", limit=32, sanity_checks=False, seed=0, target_seed=0,
+                    workspace=ctx.workspace.root)
+
+    def timeless(result):
+        return {**result, "seconds": None, "files": None,
+                "rows": [{k: v for k, v in row.items() if k != "seconds"} for row in result["rows"]]}
+
+    assert Path(record["files"]["json"]).parent == Path(same["files"]["json"]).parent
+    assert timeless(record) == timeless(same)

@@ -1,7 +1,7 @@
 """Atomic checkpoints of arrays plus one counter (the step or epoch reached), for the training-run template.
 
     save(path, "step", 250, {"v": variables})
-    step, groups = restore(path, "step", {"v": len(variables)}, what="hgd")
+    step, groups = restore(path, "step", {"v": len(variables)}, what="my_defense")
 """
 
 from __future__ import annotations

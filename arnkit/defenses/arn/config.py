@@ -186,7 +186,16 @@ class ARNConfig:
                 f"no ARN loss weights for dataset '{name}'; choose one of: {', '.join(PAPER_WEIGHTS)} "
                 "or pass lambda1/lambda2/theta yourself"
             )
-        lambda1, lambda2, theta = PAPER_WEIGHTS[key]
+        return cls.with_weights(PAPER_WEIGHTS[key], objective=objective, **overrides)
+
+    @classmethod
+    def with_weights(cls, weights: tuple[float, float, float], *, objective: str = "paper",
+                     **overrides: Any) -> ARNConfig:
+        """A config with Section 4.1's (lambda1, lambda2, theta) given (a dataset preset's `arn.weights`), or the
+        official code's weights for objective="reference"."""
+        if objective == "reference":
+            return cls(objective="reference", **{**REFERENCE_WEIGHTS, **overrides})
+        lambda1, lambda2, theta = weights
         return cls(**{"objective": objective, "lambda1": lambda1, "lambda2": lambda2, "theta": theta, **overrides})
 
     def replace(self, **changes: Any) -> ARNConfig:

@@ -96,9 +96,8 @@ def arn_config(ctx: RunContext, *, n_steps: int, width: str | None, objective: s
     if overrides.get("lr_schedule", "constant") != "constant":
         # The schedule spans this run; it is part of the config, so of the run's id and its checkpoints.
         overrides.setdefault("lr_decay_steps", n_steps)
-    config = ARNConfig.for_dataset(meta.name if meta.name != "synthetic" else "mnist", objective=objective,
-                                   preset=width, seed=ctx.seed, **{f"use_{term}": False for term in ablate},
-                                   **overrides)
+    config = ARNConfig.with_weights(preset.arn.weights, objective=objective, preset=width, seed=ctx.seed,
+                                    **{f"use_{term}": False for term in ablate}, **overrides)
     return config, width
 
 
