@@ -4,13 +4,14 @@ ARN schedule and loss weights). A new dataset or baseline adds a row here, not a
     from arnkit import presets
     p = presets.get("lisa")
     p.seen, p.arn.steps, p.target.optimizer        # ('ap1', 'ap2'), 3000, 'sgd'
+    presets.for_info(info)                         # a dataset without a row (a user's): derived from its info
 
 What each number rests on is in docs/results-mnist.md and docs/results-lisa.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from arnkit.errors import ArnkitError
@@ -148,8 +149,47 @@ PRESETS: dict[str, DatasetPreset] = {
 
 def get(dataset: str) -> DatasetPreset:
     """The dataset's preset; a dataset without a row is refused (never another's numbers in silence)."""
-    try:
-        return PRESETS[str(dataset).lower()]
-    except KeyError:
-        raise ArnkitError(f"no preset for dataset '{dataset}'; presets exist for {', '.join(PRESETS)} "
-                          "(add a row to arnkit/presets.py)") from None
+    key = str(dataset).lower()
+    if key in PRESETS:
+        return PRESETS[key]
+    if key in _DERIVED:  # a user dataset this process resolved (for_info)
+        return _DERIVED[key]
+    raise ArnkitError(f"no preset for dataset '{dataset}'; presets exist for {', '.join(PRESETS)} "
+                      "(add a row to arnkit/presets.py, or build it from the dataset's info: presets.for_info)")
+
+
+# Presets derived for datasets without a row (`for_info`), by name: a run context derives one, and code below
+# it that asks `get(name)` (a defense's defaults, the evaluation's seen attacks) finds the same row.
+_DERIVED: dict[str, DatasetPreset] = {}
+# The row a derived preset starts from, by channel count: MNIST's for grayscale, CIFAR-10's for colour.
+_REFERENCE_ROWS = {1: "mnist", 3: "cifar10"}
+_FULL_POOL_UP_TO = 10000  # a training split this small is the pool entirely (0 = the whole split)
+
+
+def for_info(info: Any) -> DatasetPreset:
+    """The preset of dataset `info` (an `arnkit.data.DatasetInfo`): its row when it has one, else MNIST's
+    (grayscale) or CIFAR-10's (colour) row renamed, with AT_PGD's eps and step, and DOA's rectangle, taken
+    from the dataset's own budgets, the pool sized to its training split, and `lenet`'s recipe (the zoo model
+    a user dataset defaults to). A dataset without budgets is refused."""
+    name = str(info.name).lower()
+    if name in PRESETS:
+        return PRESETS[name]
+    if info.budgets is None:
+        raise ArnkitError(f"dataset '{info.name}' declares no attack budgets, so it has no preset; give it "
+                          "budgets (arnkit.data.budgets.derived(eps, shape))")
+    reference = PRESETS[_REFERENCE_ROWS[1 if info.shape[-1] == 1 else 3]]
+    eps = float(info.budgets.eps)
+    at = reference.at_pgd
+    train_size = int(info.split_sizes.get("train", 0))
+    preset = replace(
+        reference,
+        dataset=name,
+        # The reference's recipe, without model options of its own default model (CIFAR-10's is a ResNet).
+        target=replace(reference.target, model_options=()),
+        at_pgd=replace(at, eps=eps, step_size=at.step_size * eps / at.eps),
+        doa=replace(reference.doa, roa=(int(info.budgets.patch), int(info.budgets.patch))),
+        pool=0 if train_size <= _FULL_POOL_UP_TO else _FULL_POOL_UP_TO,
+        extra={"derived_from": reference.dataset},
+    )
+    _DERIVED[name] = preset
+    return preset

@@ -117,6 +117,7 @@ def _preflight(kwargs: dict[str, Any]) -> None:
         from arnkit import data
         from arnkit.workspace import Workspace
 
+        # The workspace's data folder holds the user's imported datasets, so a name is looked up there too.
         reason = data.availability(kwargs["dataset"], Workspace.resolve(kwargs.get("workspace")).data_dir)
         if reason is not None:
             raise ArnkitError(reason)

@@ -1,7 +1,13 @@
 """Datasets: `load(name, split)` gives a tf.data.Dataset of (image float32 [0,1] NHWC, label int64).
 
 Sources: `mnist` (embedded, offline), `cifar10` (TFDS or `arnkit data import`), `lisa` (TFDS builder
-with a manual download), `synthetic` (tiny, for tests).
+with a manual download), `synthetic` (tiny, for tests), and the user's own datasets imported into a workspace
+(`arnkit data import folder|npz`, arnkit.data.user), found by name in `data_dir/user/`.
+
+A name is resolved as: a built-in source; else the user dataset of that name in `data_dir` (the workspace's,
+which a run context passes); without `data_dir`, the user dataset of that name this process last resolved
+from a workspace (so code below a run context that passes only the name finds the same one), else the
+default workspace's ($ARNKIT_WORKSPACE or ~/.arnkit).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from arnkit.data.cifar10 import Cifar10Source
 from arnkit.data.lisa import LisaSource
 from arnkit.data.mnist import MnistSource
 from arnkit.data.synthetic import SyntheticSource
+from arnkit.data.user import UserSource, find
 from arnkit.errors import ArnkitError
 
 SOURCES: dict[str, DatasetSource] = {
@@ -26,16 +33,41 @@ SOURCES: dict[str, DatasetSource] = {
 }
 
 
-def get_source(name: str) -> DatasetSource:
-    try:
-        return SOURCES[name.lower()]
-    except KeyError:
-        raise ArnkitError(f"unknown dataset '{name}'; choose one of: {', '.join(SOURCES)}") from None
+# User datasets this process resolved from a workspace, by name (see the module doc).
+_RESOLVED: dict[str, UserSource] = {}
 
 
-def info(dataset: str | DatasetInfo) -> DatasetInfo:
-    """The dataset's info; an info passes through (callers that hold one, such as a run context, pass it)."""
-    return dataset if isinstance(dataset, DatasetInfo) else get_source(dataset).info
+def get_source(name: str, data_dir: str | Path | None = None) -> DatasetSource:
+    key = str(name).lower()
+    if key in SOURCES:
+        return SOURCES[key]
+    if data_dir is None and key in _RESOLVED:
+        return _RESOLVED[key]
+    directory = _default_data_dir(data_dir)
+    source = find(directory, key)
+    if source is None:
+        from arnkit.data.user import names
+
+        imported = names(directory)
+        raise ArnkitError(f"unknown dataset '{name}'; choose one of: {', '.join([*SOURCES, *imported])}"
+                          + ("" if imported else f" (no dataset imported in {directory}; "
+                             "`arnkit data import folder PATH --name NAME` adds one)"))
+    _RESOLVED[key] = source
+    return source
+
+
+def info(dataset: str | DatasetInfo, data_dir: str | Path | None = None) -> DatasetInfo:
+    """The dataset's info; an info passes through (callers that hold one, such as a run context, pass it).
+    `data_dir`: where a user dataset of that name is looked up (a workspace's data folder)."""
+    return dataset if isinstance(dataset, DatasetInfo) else get_source(dataset, data_dir).info
+
+
+def user_datasets(data_dir: str | Path | None = None) -> list[DatasetInfo]:
+    """The infos of the user datasets imported into `data_dir` (default: the default workspace's)."""
+    from arnkit.data.user import names
+
+    directory = _default_data_dir(data_dir)
+    return [get_source(n, directory).info for n in names(directory)]
 
 
 def _default_data_dir(data_dir: str | Path | None) -> Path:
@@ -48,17 +80,18 @@ def _default_data_dir(data_dir: str | Path | None) -> Path:
 
 def availability(name: str, data_dir: str | Path | None = None) -> str | None:
     """None when `name` can be loaded right now without a network, else the reason and the fix."""
-    return get_source(name).availability(_default_data_dir(data_dir))
+    directory = _default_data_dir(data_dir)
+    return get_source(name, directory).availability(directory)
 
 
 def load_arrays(
     name: str, split: str = "train", *, limit: int | None = None, data_dir: str | Path | None = None
 ) -> tuple[np.ndarray, np.ndarray, DatasetInfo]:
     """(images float32 [0,1] NHWC, labels int64, info). `limit` keeps the first N examples."""
-    source = get_source(name)
+    directory = _default_data_dir(data_dir)
+    source = get_source(name, directory)
     if split not in SPLITS:
         raise ArnkitError(f"unknown split '{split}'; choose one of: {', '.join(SPLITS)}")
-    directory = _default_data_dir(data_dir)
     reason = source.availability(directory)
     if reason is not None:
         raise ArnkitError(reason)
@@ -78,4 +111,5 @@ def load(name: str, split: str = "train", *, limit: int | None = None, data_dir:
     return tf.data.Dataset.from_tensor_slices((x, y)), meta
 
 
-__all__ = ["Budgets", "DatasetInfo", "SOURCES", "availability", "get_source", "info", "load", "load_arrays"]
+__all__ = ["Budgets", "DatasetInfo", "SOURCES", "availability", "get_source", "info", "load", "load_arrays",
+           "user_datasets"]

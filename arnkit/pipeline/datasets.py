@@ -22,10 +22,38 @@ def list_datasets(workspace: str | Path | None = None) -> list[dict[str, Any]]:
             "classes": meta.num_classes, "splits": meta.split_sizes, "eps": meta.eps, "eps_raised": meta.eps_raised,
             "default_model": meta.default_model, "description": meta.description,
         })
+    for meta in data.user_datasets(data_dir):  # the user's, imported into this workspace
+        reason = data.availability(meta.name, data_dir)
+        rows.append({
+            "name": meta.name, "available": reason is None, "reason": reason or "", "shape": list(meta.shape),
+            "classes": meta.num_classes, "splits": meta.split_sizes, "eps": meta.eps, "eps_raised": meta.eps_raised,
+            "default_model": meta.default_model, "description": meta.description, "user": True,
+        })
     return rows
 
 
 IMPORTABLE = ("cifar10", "lisa")
+USER_KINDS = ("folder", "npz")  # the user's own images: arnkit.data.user_import
+
+
+def import_user_dataset(
+    kind: str, path: str | Path, *, name: str, workspace: str | Path | None = None, eps: float | None = None,
+    size: str | None = None, test_fraction: float = 0.2, force: bool = False,
+) -> dict[str, Any]:
+    """`arnkit data import folder|npz PATH --name NAME`: the user's images as a dataset of the workspace (see
+    arnkit.data.user_import for the rules); the result says which eps was picked and why."""
+    from arnkit.data.user_import import import_folder, import_npz
+    from arnkit.errors import ArnkitError
+
+    data_dir = Workspace.resolve(workspace).data_dir
+    if kind == "folder":
+        return import_folder(path, data_dir, name=name, eps=eps, size=size, test_fraction=test_fraction,
+                             force=force)
+    if kind == "npz":
+        if size is not None:
+            raise ArnkitError("--size applies to `arnkit data import folder`; resize the arrays before saving the npz")
+        return import_npz(path, data_dir, name=name, eps=eps, force=force)
+    raise ArnkitError(f"unknown import kind '{kind}'; choose one of: {', '.join(USER_KINDS)}")
 
 
 def import_dataset(
@@ -40,7 +68,8 @@ def import_dataset(
 
     name = dataset.lower()
     if name not in IMPORTABLE:
-        raise ArnkitError(f"`arnkit data import` knows {', '.join(IMPORTABLE)}, got '{dataset}'; pass one of those")
+        raise ArnkitError(f"`arnkit data import` knows {', '.join(IMPORTABLE)}, got '{dataset}'; pass one of those, "
+                          f"or {' / '.join(f'`{k} PATH --name NAME`' for k in USER_KINDS)} for your own images")
     data_dir = Workspace.resolve(workspace).data_dir
     if name == "lisa":
         from arnkit.data.lisa_import import import_lisa

@@ -36,13 +36,15 @@ class RunContext:
               seed: int = 0, progress: Progress | None = None, require_data: bool = True) -> RunContext:
         """Resolve `dataset` (a name: unknown is one line) and the workspace once. `require_data`: refuse, in one
         line with the fix, a dataset that cannot be loaded right now (before any long work)."""
-        info = dataset if isinstance(dataset, data.DatasetInfo) else data.info(dataset)
         ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+        # A user's dataset is looked up in this workspace's data folder (arnkit.data.user).
+        info = dataset if isinstance(dataset, data.DatasetInfo) else data.info(dataset, ws.data_dir)
         if require_data:
             reason = data.availability(info.name, ws.data_dir)
             if reason is not None:
                 raise ArnkitError(reason)
-        return cls(info=info, preset=presets.get(info.name), workspace=ws, seed=int(seed),
+        # A built-in's row, else one derived from the info (a user's dataset: its eps, its shape).
+        return cls(info=info, preset=presets.for_info(info), workspace=ws, seed=int(seed),
                    progress=progress or NullProgress())
 
     @property
