@@ -71,6 +71,8 @@ def import_data(
                      f"{result['num_classes']} classes, {shape} -> {result['path']}", highlight=False)
         how = "pass --eps to change it" if result["eps_default"] else "as given"
         stderr.print(f"attack budget eps {result['eps']:.4g}: {result['eps_rule']} ({how})", highlight=False)
+        if "warning" in result:
+            stderr.print(f"[yellow]warning:[/] {result['warning']}", highlight=False)
         return
     if name is not None or eps is not None or size is not None:
         raise ArnkitError("--name, --eps and --size apply to `arnkit data import folder|npz`, not to "

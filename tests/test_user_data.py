@@ -238,6 +238,9 @@ def test_an_existing_name_is_refused_unless_force(tmp_path):
     assert data.info("digits", tmp_path / "data").eps == pytest.approx(0.3)  # untouched
     again = import_folder(png, tmp_path / "data", name="digits", eps=0.1, force=True)
     assert again["eps"] == pytest.approx(0.1) and again["path"] == first["path"]
+    assert "warning" not in again  # the same images: cached targets and sets still match them
+    other = write_digits(tmp_path / "other", n=80)
+    assert "targets/digits-*" in import_folder(other, tmp_path / "data", name="digits", eps=0.1, force=True)["warning"]
     assert data.info("digits", tmp_path / "data").eps == pytest.approx(0.1)
     assert [p.name for p in (tmp_path / "data" / "user").iterdir()] == ["digits"]  # no leftovers
 

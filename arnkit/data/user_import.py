@@ -24,6 +24,7 @@ Rules (documented in docs/data.md):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 from pathlib import Path
@@ -310,6 +311,7 @@ def _store(read: dict[str, Any], data_dir: Path, *, name: str, eps: float | None
         eps_value, rule, defaulted = float(eps), "given (--eps)", False
     budgets.derived(eps_value, shape)  # a bad eps is one line, before anything is written
     final = dataset_folder(data_dir, name)
+    old_sha = _recorded_sha(final)
     # Built in a hidden folder beside it and renamed into place: a failed import leaves the old one as it was.
     folder = final.parent / f".{name}.importing-{os.getpid()}"
     if folder.exists():
@@ -339,8 +341,22 @@ def _store(read: dict[str, Any], data_dir: Path, *, name: str, eps: float | None
     from arnkit import data
 
     data._RESOLVED.pop(name, None)  # a replaced dataset is read afresh
-    return {"dataset": name, "path": str(final), **{k: meta[k] for k in (
+    result = {"dataset": name, "path": str(final), **{k: meta[k] for k in (
         "shape", "num_classes", "class_names", "counts", "eps", "eps_rule", "eps_default", "sha256", "source")}}
+    if old_sha is not None and old_sha != meta["sha256"]:
+        # Targets and adversarial sets are cached by dataset name (runs.target.target_spec): those made from
+        # the replaced images would be reused, so say so.
+        result["warning"] = (f"replaced dataset '{name}' with other images: delete the workspace's "
+                             f"targets/{name}-*, adversarial/{name}-*, defenses/{name}-* and evaluations of it, "
+                             "or they are reused")
+    return result
+
+
+def _recorded_sha(folder: Path) -> str | None:
+    try:
+        return str(json.loads((folder / META).read_text())["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _swap_into_place(built: Path, final: Path, *, force: bool) -> None:
