@@ -152,15 +152,10 @@ def get(dataset: str) -> DatasetPreset:
     key = str(dataset).lower()
     if key in PRESETS:
         return PRESETS[key]
-    if key in _DERIVED:  # a user dataset this process resolved (for_info)
-        return _DERIVED[key]
     raise ArnkitError(f"no preset for dataset '{dataset}'; presets exist for {', '.join(PRESETS)} "
                       "(add a row to arnkit/presets.py, or build it from the dataset's info: presets.for_info)")
 
 
-# Presets derived for datasets without a row (`for_info`), by name: a run context derives one, and code below
-# it that asks `get(name)` (a defense's defaults, the evaluation's seen attacks) finds the same row.
-_DERIVED: dict[str, DatasetPreset] = {}
 # The row a derived preset starts from, by channel count: MNIST's for grayscale, CIFAR-10's for colour.
 _REFERENCE_ROWS = {1: "mnist", 3: "cifar10"}
 _FULL_POOL_UP_TO = 10000  # a training split this small is the pool entirely (0 = the whole split)
@@ -191,5 +186,4 @@ def for_info(info: Any) -> DatasetPreset:
         pool=0 if train_size <= _FULL_POOL_UP_TO else _FULL_POOL_UP_TO,
         extra={"derived_from": reference.dataset},
     )
-    _DERIVED[name] = preset
     return preset

@@ -20,14 +20,6 @@ from arnkit_cli.main import app
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _forget_resolved_names():
-    """Names this process resolved are remembered (arnkit.data, arnkit.presets); each test starts afresh."""
-    yield
-    data._RESOLVED.clear()
-    presets._DERIVED.clear()
-
-
 def _digits(n: int | None = None):
     from sklearn.datasets import load_digits
 
@@ -93,7 +85,9 @@ def test_import_folder_with_the_cli_then_the_data_layer_finds_it(digits_png, tmp
     assert attacks.make("pgd_n", dataset=info).eps == pytest.approx(0.3)
     ctx = RunContext.build("digits", workspace=ws)
     assert ctx.info == info and ctx.preset.dataset == "digits" and ctx.preset.at_pgd.eps == pytest.approx(0.3)
-    assert presets.get("digits") is ctx.preset  # code below the context asking by name gets the same row
+    assert presets.for_info(info) == ctx.preset
+    with pytest.raises(ArnkitError, match="presets.for_info"):  # a name alone never gets another's numbers
+        presets.get("digits")
 
 
 def test_terminal_says_which_eps_default_was_picked(tmp_path):

@@ -5,9 +5,8 @@ with a manual download), `synthetic` (tiny, for tests), and the user's own datas
 (`arnkit data import folder|npz`, arnkit.data.user), found by name in `data_dir/user/`.
 
 A name is resolved as: a built-in source; else the user dataset of that name in `data_dir` (the workspace's,
-which a run context passes); without `data_dir`, the user dataset of that name this process last resolved
-from a workspace (so code below a run context that passes only the name finds the same one), else the
-default workspace's ($ARNKIT_WORKSPACE or ~/.arnkit).
+which a run context passes; without one, the default workspace's: $ARNKIT_WORKSPACE or ~/.arnkit). Commands
+resolve a name once, into their run context, and pass its `DatasetInfo` down.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from arnkit.data.cifar10 import Cifar10Source
 from arnkit.data.lisa import LisaSource
 from arnkit.data.mnist import MnistSource
 from arnkit.data.synthetic import SyntheticSource
-from arnkit.data.user import UserSource, find
+from arnkit.data.user import find
 from arnkit.errors import ArnkitError
 
 SOURCES: dict[str, DatasetSource] = {
@@ -33,16 +32,10 @@ SOURCES: dict[str, DatasetSource] = {
 }
 
 
-# User datasets this process resolved from a workspace, by name (see the module doc).
-_RESOLVED: dict[str, UserSource] = {}
-
-
 def get_source(name: str, data_dir: str | Path | None = None) -> DatasetSource:
     key = str(name).lower()
     if key in SOURCES:
         return SOURCES[key]
-    if data_dir is None and key in _RESOLVED:
-        return _RESOLVED[key]
     directory = _default_data_dir(data_dir)
     source = find(directory, key)
     if source is None:
@@ -52,7 +45,6 @@ def get_source(name: str, data_dir: str | Path | None = None) -> DatasetSource:
         raise ArnkitError(f"unknown dataset '{name}'; choose one of: {', '.join([*SOURCES, *imported])}"
                           + ("" if imported else f" (no dataset imported in {directory}; "
                              "`arnkit data import folder PATH --name NAME` adds one)"))
-    _RESOLVED[key] = source
     return source
 
 

@@ -338,9 +338,6 @@ def _store(read: dict[str, Any], data_dir: Path, *, name: str, eps: float | None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    from arnkit import data
-
-    data._RESOLVED.pop(name, None)  # a replaced dataset is read afresh
     result = {"dataset": name, "path": str(final), **{k: meta[k] for k in (
         "shape", "num_classes", "class_names", "counts", "eps", "eps_rule", "eps_default", "sha256", "source")}}
     if old_sha is not None and old_sha != meta["sha256"]:

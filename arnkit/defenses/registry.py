@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arnkit.data.base import DatasetInfo
 from arnkit.errors import ArnkitError
 from arnkit.runs.defense import Defense
 from arnkit.runs.defense_record import DefenseRecord, Kind
@@ -44,13 +45,14 @@ class DefenseRecipe:
     trains_on: str = ""  # what its training data is, in words (`arnkit defenses`)
     preset: str = ""  # its field of `arnkit.presets.DatasetPreset`: the per-dataset defaults
 
-    def defaults(self, dataset: str) -> dict[str, Any]:
-        """The recipe's per-dataset defaults (its row of `arnkit.presets`), as plain data."""
+    def defaults(self, dataset: str | DatasetInfo) -> dict[str, Any]:
+        """The recipe's per-dataset defaults (its row of `arnkit.presets`, derived for an imported dataset), as
+        plain data."""
         from dataclasses import asdict
 
-        from arnkit import presets
+        from arnkit import data, presets
 
-        row = presets.get(dataset)
+        row = presets.for_info(data.info(dataset))
         values = asdict(getattr(row, self.preset)) if self.preset else {}
         if self.key in _TAKES_SEEN:
             values = {"seen": list(row.seen), "pool": row.pool, **values}
@@ -69,8 +71,9 @@ class DefenseRecipe:
         raw = _resolve(self.trainer)(dataset, workspace=workspace, seed=seed, progress=progress, **options)
         return DefenseRecord.from_dict(raw)
 
-    def load(self, record: DefenseRecord) -> Defense:
-        model, header = _load_checked(record.defense_path, record.dataset)
+    def load(self, record: DefenseRecord, dataset: DatasetInfo | None = None) -> Defense:
+        """The record's defense; `dataset` (the run's info) checks its image shape, else its name is checked."""
+        model, header = _load_checked(record.defense_path, dataset or record.dataset)
         if header["kind"] != self.kind:
             raise ArnkitError(f"{record.defense_path} is a {header['kind']}, but '{self.key}' defenses are "
                               f"{self.kind}s; re-export it or pass the right record")
@@ -160,16 +163,17 @@ def find_defenses(workspace: Any, dataset: str, key: str | None = None, **filter
     return [record for _, record in sorted(found, key=lambda item: item[0], reverse=True)]
 
 
-def load_record(record: DefenseRecord | dict[str, Any]) -> Defense:
-    """The Defense a record describes, loaded by its own recipe."""
+def load_record(record: DefenseRecord | dict[str, Any], dataset: DatasetInfo | None = None) -> Defense:
+    """The Defense a record describes, loaded by its own recipe (`dataset`: the run's info, for the shape check)."""
     if isinstance(record, dict):
         record = DefenseRecord.from_dict(record)
-    return get(record.key).load(record)
+    return get(record.key).load(record, dataset)
 
 
-def load_file(path: str | os.PathLike, dataset: str | None = None) -> tuple[Defense, DefenseRecord]:
+def load_file(path: str | os.PathLike, dataset: str | DatasetInfo | None = None) -> tuple[Defense, DefenseRecord]:
     """A defense given by path: an exported `.keras` file (its header, else its shapes, give its kind) or an
-    `arnkit train` run folder. The record beside the file, when there is one, supplies seen attacks etc."""
+    `arnkit train` run folder. The record beside the file, when there is one, supplies seen attacks etc.
+    `dataset` (a name, or the run's info) refuses one made for another dataset or image shape."""
     from arnkit.fingerprint import model_fingerprint
 
     target = Path(path)
@@ -190,7 +194,7 @@ def load_file(path: str | os.PathLike, dataset: str | None = None) -> tuple[Defe
         record = DefenseRecord.from_dict(raw)
         record.record_path = str(record_path)
         _check_dataset(path, record.dataset, dataset)
-        return load_record(record), record
+        return load_record(record, dataset if isinstance(dataset, DatasetInfo) else None), record
     same_file = raw is not None and Path(str(raw.get("defense_path", ""))).resolve() == target.resolve()
     if same_file:  # the record beside the file is checked before the (possibly large) model loads
         _check_dataset(path, str(raw.get("dataset") or ""), dataset)
@@ -200,7 +204,7 @@ def load_file(path: str | os.PathLike, dataset: str | None = None) -> tuple[Defe
         record.record_path = str(record_path)
     else:
         record = DefenseRecord(key=header.get("key") or target.stem, kind=header["kind"],
-                               dataset=header.get("dataset") or dataset or "", defense_path=str(target),
+                               dataset=header.get("dataset") or _name(dataset), defense_path=str(target),
                                seen=list(header.get("seen", [])))
     record.kind = header["kind"]
     if not record.defense_fingerprint:
@@ -208,23 +212,31 @@ def load_file(path: str | os.PathLike, dataset: str | None = None) -> tuple[Defe
     return Defense(target.stem, header["kind"], model, meta={"record": record}), record
 
 
-def _check_dataset(path: Any, trained_for: str, dataset: str | None) -> None:
+def _name(dataset: str | DatasetInfo | None) -> str:
+    return dataset.name if isinstance(dataset, DatasetInfo) else str(dataset or "")
+
+
+def _check_dataset(path: Any, trained_for: str, dataset: str | DatasetInfo | None) -> None:
+    dataset = _name(dataset)
     if dataset and trained_for not in ("", dataset):
         raise ArnkitError(f"defense {path} was trained for {trained_for}, not {dataset}; "
                           f"pass --dataset {trained_for} or a defense trained on {dataset}")
 
 
-def _load_checked(path: str | os.PathLike, dataset: str | None) -> tuple[Any, dict[str, Any]]:
-    """Load a defense file and refuse, in one line, one made for another dataset or image shape."""
+def _load_checked(path: str | os.PathLike, dataset: str | DatasetInfo | None) -> tuple[Any, dict[str, Any]]:
+    """Load a defense file and refuse, in one line, one made for another dataset or image shape. The shape is
+    known from the run's info, or from a built-in dataset's name (an imported dataset's name alone does not say
+    which workspace holds it: its commands pass the info)."""
     from arnkit import data
     from arnkit.defenses.files import load_defense_file
 
     model, header = load_defense_file(path)
     _check_dataset(path, str(header.get("dataset") or ""), dataset)
-    if dataset:
-        shape = tuple(data.info(dataset).shape)
+    info = dataset if isinstance(dataset, DatasetInfo) else data.SOURCES[dataset].info if dataset in data.SOURCES else None
+    if info is not None:
+        shape = tuple(info.shape)
         got = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
         if got is not None and None not in got and got != shape:
-            raise ArnkitError(f"defense {path} takes images of shape {got}, {dataset} has {shape}; "
-                              f"use a defense trained on {dataset}")
+            raise ArnkitError(f"defense {path} takes images of shape {got}, {info.name} has {shape}; "
+                              f"use a defense trained on {info.name}")
     return model, header

@@ -77,7 +77,7 @@ def resolve_defenses(names: str | list[str], info: DatasetInfo, ws: Workspace, *
     if not items:
         raise ArnkitError("--defense is empty; use e.g. --defense none,arn")
     if [i.lower() for i in items] == ["all"]:
-        resolved_all = _all_trained(dataset, ws, target_fingerprint)
+        resolved_all = _all_trained(info, ws, target_fingerprint)
         if len(resolved_all) == 1:
             raise ArnkitError(f"--defense all found no trained defense for the {dataset} target in {ws.root}; "
                               f"train one first (`arnkit train --dataset {dataset} [--defense KEY]`)")
@@ -91,10 +91,10 @@ def resolve_defenses(names: str | list[str], info: DatasetInfo, ws: Workspace, *
         if key == "none":
             resolved.append(ResolvedDefense(no_defense(), "none"))
         elif key in registry.REGISTRY:
-            resolved.append(_newest_or_trained(key, dataset, ws, target_fingerprint=target_fingerprint, seed=seed,
+            resolved.append(_newest_or_trained(key, info, ws, target_fingerprint=target_fingerprint, seed=seed,
                                                progress=progress))
         elif key.endswith(".keras") or "/" in item or Path(item).exists():
-            defense, record = registry.load_file(item, dataset)
+            defense, record = registry.load_file(item, info)
             resolved.append(resolved_from_record(defense, record))
         else:
             registry.get(item)  # one line naming the known defenses
@@ -104,32 +104,34 @@ def resolve_defenses(names: str | list[str], info: DatasetInfo, ws: Workspace, *
     return resolved
 
 
-def _all_trained(dataset: str, ws: Workspace, target_fingerprint: str) -> list[ResolvedDefense]:
+def _all_trained(info: DatasetInfo, ws: Workspace, target_fingerprint: str) -> list[ResolvedDefense]:
     """`--defense all`: NONE, then every defense trained for this target (ablated ARN runs are the
     ablation study's, not a row here), one per exported file, by recipe then age."""
     from arnkit.defenses import registry
 
-    found = [r for r in registry.find_defenses(ws, dataset, target_fingerprint=target_fingerprint)
+    found = [r for r in registry.find_defenses(ws, info.name, target_fingerprint=target_fingerprint)
              if not r.options.get("ablate")]
     order = list(registry.REGISTRY)
     found.sort(key=lambda r: order.index(r.key) if r.key in order else len(order))
-    return [ResolvedDefense(no_defense(), "none")] + [resolved_from_record(registry.load_record(r), r) for r in found]
+    return [ResolvedDefense(no_defense(), "none")] + [resolved_from_record(registry.load_record(r, info), r)
+                                                      for r in found]
 
 
-def _newest_or_trained(key: str, dataset: str, ws: Workspace, *, target_fingerprint: str, seed: int,
+def _newest_or_trained(key: str, info: DatasetInfo, ws: Workspace, *, target_fingerprint: str, seed: int,
                        progress: Progress) -> ResolvedDefense:
     from arnkit import presets
     from arnkit.defenses import registry
 
+    dataset = info.name
     # A full (not ablated) run for this target; one with the dataset's default seen attacks first.
     records = (registry.find_defenses(ws, dataset, key, target_fingerprint=target_fingerprint, ablate=[],
-                                      seen=list(presets.get(dataset).seen))
+                                      seen=list(presets.for_info(info).seen))
                or registry.find_defenses(ws, dataset, key, target_fingerprint=target_fingerprint, ablate=[]))
     # The recipe's plain run before an opt-in variant (an adaptive ARN is named by its path, or by --defense all).
     records = sorted(records, key=lambda r: bool(r.options.get("adaptive")))
     record = records[0] if records else registry.get(key).train(dataset, workspace=ws.root, seed=seed,
                                                                progress=progress)
-    return resolved_from_record(registry.load_record(record), record)
+    return resolved_from_record(registry.load_record(record, info), record)
 
 
 def _distinct_names(resolved: list[ResolvedDefense]) -> None:

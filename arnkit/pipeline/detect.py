@@ -80,7 +80,7 @@ def detect(
     meta, ws, progress = ctx.info, ctx.workspace, ctx.progress
     if adaptive_limit < 0:
         raise ArnkitError(f"adaptive_limit must be >= 0, got {adaptive_limit}")
-    chosen = _resolve_defense(meta.name, ws, defense_path)
+    chosen = _resolve_defense(meta, ws, defense_path)
     ctx = with_target(ctx)
     model, fingerprint, target_record = ctx.target.model, ctx.target.fingerprint, ctx.target.record
     # A pre-processor: the detector also scores the images it restores. A robust classifier: it replaces the
@@ -178,7 +178,7 @@ def detect(
     return record
 
 
-def _resolve_defense(dataset: str, ws: Workspace, defense_path: str | Path | None) -> dict[str, Any] | None:
+def _resolve_defense(info: Any, ws: Workspace, defense_path: str | Path | None) -> dict[str, Any] | None:
     """The defense in play: a given file (a pre-processor, whose restored images the detector also scores,
     or a robust classifier, which the detector guards instead of the target), else the newest trained
     pre-processor of the workspace (None: there is none)."""
@@ -186,14 +186,14 @@ def _resolve_defense(dataset: str, ws: Workspace, defense_path: str | Path | Non
     from arnkit.fingerprint import model_fingerprint
 
     if defense_path is not None:
-        defense, record = registry.load_file(defense_path, dataset)
+        defense, record = registry.load_file(defense_path, info)
         source = "argument"
     else:
-        records = registry.find_defenses(ws, dataset, kind="preprocessor", ablate=None)
+        records = registry.find_defenses(ws, info.name, kind="preprocessor", ablate=None)
         if not records:
             return None
         record, source = records[0], records[0].record_path
-        defense = registry.load_record(record)
+        defense = registry.load_record(record, info)
     path = record.defense_path
     return {"path": path, "source": source, "sha256": sha256_file(path) if Path(path).exists() else None,
             "model": defense.model, "kind": defense.kind,

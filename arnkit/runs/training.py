@@ -102,6 +102,12 @@ class FitStep(ABC):
         """The trained model as the `Defense` the closing report scores."""
 
 
+def report_limit(ctx: RunContext, eval_limit: int | None) -> int | None:
+    """The closing report's images: `eval_limit`, at most the test split (a default must fit a small dataset)."""
+    size = ctx.info.split_sizes.get("test")
+    return min(int(eval_limit), int(size)) if eval_limit and size else eval_limit
+
+
 def run_training(ctx: RunContext, step: FitStep) -> dict[str, Any]:
     """Run `step` in the training-run template; return the run record (reused when the folder is finished)."""
     phases: dict[str, float] = {}
@@ -128,7 +134,7 @@ def run_training(ctx: RunContext, step: FitStep) -> dict[str, Any]:
     fingerprint = model_fingerprint(fit.model)
     resolved = ResolvedDefense(step.as_defense(fit.model, folder.defense_path), fingerprint, list(step.seen),
                                str(folder.defense_path))
-    evaluation, report = closing_report(ctx, resolved, list(step.seen), limit=step.eval_limit)
+    evaluation, report = closing_report(ctx, resolved, list(step.seen), limit=report_limit(ctx, step.eval_limit))
     phases["report"] = time.perf_counter() - clock
     record = {
         "key": step.key, "kind": step.kind, "label": plan.label, "dataset": ctx.dataset, "seen": list(step.seen),
