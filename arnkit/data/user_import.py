@@ -226,10 +226,17 @@ def read_npz(path: str | Path) -> dict[str, Any]:
     except Exception as exc:  # numpy raises several kinds for a bad archive or a pickled array
         raise ArnkitError(f"{file} is not a readable .npz of plain arrays ({type(exc).__name__}); save it with "
                           "numpy.savez") from None
+    return read_arrays(found, str(file))
+
+
+def read_arrays(found: dict[str, Any], origin: str = "the arrays") -> dict[str, Any]:
+    """Check in-memory arrays x_train, y_train, x_test, y_test (and optional class_names), as `read_npz` does
+    for a file; `origin` names them in the messages."""
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in found]
     if missing:
-        raise ArnkitError(f"{file} lacks the array(s) {', '.join(missing)}; it needs x_train, y_train, x_test, "
+        raise ArnkitError(f"{origin} lack(s) the array(s) {', '.join(missing)}; it needs x_train, y_train, x_test, "
                           "y_test (class_names optional)")
+    found = {k: np.asarray(v) for k, v in found.items()}
     xs = {split: _images(found[f"x_{split}"], f"x_{split}") for split in ("train", "test")}
     if xs["train"].shape[1:] != xs["test"].shape[1:]:
         raise ArnkitError(f"x_train images are {xs['train'].shape[1:]}, x_test images {xs['test'].shape[1:]}; "
@@ -384,6 +391,15 @@ def import_folder(path: str | Path, data_dir: str | Path, *, name: str, eps: flo
     return _store(read, Path(data_dir), name=key, eps=eps, source=Path(path), kind="folder", force=force)
 
 
+def import_arrays(arrays: dict[str, Any], data_dir: str | Path, *, name: str, eps: float | None = None,
+                  force: bool = False) -> dict[str, Any]:
+    """Import in-memory arrays (x_train, y_train, x_test, y_test, optional class_names) as dataset `name`."""
+    key = check_name(name, Path(data_dir), force=force)
+    _check_eps(eps)
+    read = read_arrays(arrays)
+    return _store(read, Path(data_dir), name=key, eps=eps, source=Path("<arrays>"), kind="arrays", force=force)
+
+
 def import_npz(path: str | Path, data_dir: str | Path, *, name: str, eps: float | None = None,
                force: bool = False) -> dict[str, Any]:
     """Import the arrays of `path` (.npz) as dataset `name` of `data_dir`."""
@@ -393,4 +409,5 @@ def import_npz(path: str | Path, data_dir: str | Path, *, name: str, eps: float 
     return _store(read, Path(data_dir), name=key, eps=eps, source=Path(path), kind="npz", force=force)
 
 
-__all__ = ["DEFAULT_EPS", "MIN_SIDE", "check_name", "import_folder", "import_npz", "read_folder", "read_npz"]
+__all__ = ["DEFAULT_EPS", "MIN_SIDE", "check_name", "import_arrays", "import_folder", "import_npz", "read_arrays",
+           "read_folder", "read_npz"]
