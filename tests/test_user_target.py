@@ -160,9 +160,16 @@ def test_a_model_that_does_not_fit_is_one_line(models, tmp_path, which, message)
         assert not (tmp_path / folder).exists()
 
 
-def test_input_scale_alone_is_refused(tmp_path):
+def test_options_that_do_not_go_with_target_are_refused(models, tmp_path):
     result = invoke("attack", "--dataset", "synthetic", "--input-scale", "255", workspace=tmp_path)
     assert result.exit_code == 1 and "add --target PATH.keras" in result.output
+    both = invoke("evaluate", "--dataset", "synthetic", "--target", models["logits"], "--target-model", "lenet",
+                  workspace=tmp_path)
+    assert both.exit_code == 1 and "pass one of them" in both.output
+    study = invoke("evaluate", "--dataset", "synthetic", "--target", models["logits"], "--ablation",
+                   workspace=tmp_path)
+    assert study.exit_code == 1 and "drop --target" in study.output
+    assert not (tmp_path / "targets").exists()
 
 
 def test_at_pgd_trains_against_the_users_model(models, tmp_path):
@@ -170,4 +177,19 @@ def test_at_pgd_trains_against_the_users_model(models, tmp_path):
                           "--epochs", "1", "--train-limit", "64", "--attack-steps", "2", "--eval-limit", "32",
                           "--json", workspace=tmp_path))
     assert record["target_fingerprint"] == model_fingerprint(load_model(models["logits"]))
+    assert not (tmp_path / "targets").exists()
+
+
+@pytest.mark.parametrize("defense, flags", [
+    ("apeg", ["--steps", "2", "--width", "4", "--batch-size", "16", "--pool-size", "32", "--seen", "fgsm"]),
+    ("hgd", ["--steps", "2", "--width", "4", "--batch-size", "16", "--pool-size", "32", "--seen", "fgsm"]),
+    ("doa", ["--epochs", "1", "--train-limit", "32", "--attack-steps", "2", "--roa", "7x7"]),
+])
+def test_every_baseline_trains_against_the_users_model(models, tmp_path, defense, flags):
+    record = _json(invoke("train", "--dataset", "synthetic", "--defense", defense, "--target", models["softmax"],
+                          *flags, "--eval-limit", "16", "--json", workspace=tmp_path))
+    checked = _json(invoke("target", "check", "--dataset", "synthetic", "--target", models["softmax"], "--json",
+                           workspace=tmp_path))
+    assert record["target_fingerprint"] == checked["fingerprint"]
+    assert record["target_path"] == str(models["softmax"].resolve())
     assert not (tmp_path / "targets").exists()

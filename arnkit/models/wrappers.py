@@ -61,7 +61,7 @@ def without_softmax(model: Any) -> Any | None:
     layer = model.layers[-1]
     try:
         features = layer.input
-        inputs = model.inputs
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # a tensor in: no structure warning
     except (AttributeError, ValueError):  # a subclassed model has no graph to cut
         return None
     if isinstance(layer, keras.layers.Softmax | keras.layers.Activation):
