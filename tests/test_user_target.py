@@ -118,7 +118,7 @@ def test_softmax_output_is_attacked_through_its_logits(models, tmp_path):
     as_logits = _json(invoke("attack", "--dataset", "synthetic", "--target", models["softmax"], "--logits", *cw,
                              workspace=tmp_path))
     assert as_logits["target_fingerprint"] != record["fingerprint"]
-    assert as_logits["success_rate"] < through_logits["success_rate"]
+    assert as_logits["success_rate"] < 0.25
 
 
 def test_log_probabilities_keep_the_prediction(models):
@@ -141,8 +141,13 @@ def test_input_range_warning_and_input_scale(models, tmp_path):
     assert record["user"]["warnings"] == []
     # The one-line Python form does the same.
     x, y, _ = data.load_arrays("synthetic", "test")
-    wrapped = rescaled(load_model(models["pixels"]), scale=255)
+    raw = load_model(models["pixels"])
+    wrapped = rescaled(raw, scale=255)
     assert np.mean(np.argmax(wrapped.predict(x, verbose=0), 1) == y) > 0.9
+    # A Sequential model is wrapped as one flat graph (LID reads its layers) with the same weights.
+    assert [type(layer).__name__ for layer in wrapped.layers][:3] == ["InputLayer", "Rescaling", "Rescaling"]
+    assert model_fingerprint(wrapped) == model_fingerprint(raw)
+    assert record["fingerprint"] != model_fingerprint(raw)  # the wrapping is part of the artifacts' key
 
 
 @pytest.mark.parametrize("which, message", [

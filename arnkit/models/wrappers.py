@@ -36,9 +36,16 @@ def _input_shape(model: Any) -> tuple[int, ...]:
 def rescaled(model: Any, *, scale: float = 1.0, offset: float = 0.0) -> Any:
     """`model` fed `x * scale + offset` for images `x` in [0, 1]: `scale=255` for a model trained on [0, 255]
     pixels; `scale=1/std, offset=-mean/std` for one trained on normalized inputs."""
-    inputs = keras.Input(_input_shape(model), name="images")
-    outputs = model(keras.layers.Rescaling(float(scale), float(offset), name="input_scale")(inputs))
-    return keras.Model(inputs, outputs, name=f"{model.name}_rescaled")
+    inputs = keras.Input(_input_shape(model))
+    outputs = keras.layers.Rescaling(float(scale), float(offset), name="input_scale")(inputs)
+    if isinstance(model, keras.Sequential):
+        # One flat graph of copies (same names, so the same weight paths), whose layers LID can read one by one.
+        for layer in model.layers:
+            outputs = type(layer).from_config(layer.get_config())(outputs)
+        flat = keras.Model(inputs, outputs, name=f"{model.name}_rescaled")
+        flat.set_weights(model.get_weights())
+        return flat
+    return keras.Model(inputs, model(outputs), name=f"{model.name}_rescaled")
 
 
 def last_softmax(model: Any) -> bool:
@@ -78,6 +85,6 @@ def without_softmax(model: Any) -> Any | None:
 
 def log_probabilities(model: Any) -> Any:
     """`model` (probabilities) followed by log(clip(p)): scores the attacks read as logits."""
-    inputs = keras.Input(_input_shape(model), name="images")
+    inputs = keras.Input(_input_shape(model))
     outputs = LogProbabilities(name="log_probabilities")(model(inputs))
     return keras.Model(inputs, outputs, name=f"{model.name}_log_probabilities")

@@ -178,11 +178,10 @@ def from_file(ctx: RunContext, path: str | Path, *, input_scale: float | None = 
     meta, name = ctx.info, source.name
     _check_signature(raw, name, meta)
 
-    scaled = raw if (scale, offset) == (1.0, 0.0) else wrappers.rescaled(raw, scale=scale, offset=offset)
     size = meta.split_sizes.get("test")
     limit = min(int(check_images), int(size)) if size else int(check_images)
     x, y, _ = data.load_arrays(meta.name, "test", limit=limit, data_dir=ctx.workspace.data_dir)
-    probe = np.asarray(scaled.predict(x, batch_size=256, verbose=0))
+    probe = np.asarray(raw.predict(x * scale + offset, batch_size=256, verbose=0))
     if probe.ndim != 2 or probe.shape[1] != meta.num_classes:
         raise ArnkitError(f"{name} is not a classifier of the {meta.num_classes} {meta.name} classes: it maps "
                           f"{len(x)} images to shape {probe.shape}, not ({len(x)}, {meta.num_classes}) logits or "
