@@ -9,15 +9,20 @@ import typer
 
 from arnkit.errors import ArnkitError
 from arnkit_cli.common import (
+    InputScaleOpt,
     JsonOpt,
     SeedOpt,
+    TargetOpt,
+    TargetOutputOpt,
     WorkspaceOpt,
     emit_json,
     handle_errors,
     make_progress,
     portable,
+    shows_target_warnings,
     stderr,
     table,
+    target_options,
 )
 
 
@@ -42,6 +47,7 @@ def parse_params(pairs: list[str] | None) -> dict:
 
 @portable
 @handle_errors
+@shows_target_warnings
 def attack(
     attack: Annotated[str, typer.Option("--attack", "-a", help="Registry key (see `arnkit attacks`).")] = "pgd_n",
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "mnist",
@@ -51,20 +57,25 @@ def attack(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Attack parameter key=value.")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="Craft only shard i of n, as i/n.")] = None,
     merge: Annotated[int | None, typer.Option("--merge", help="Merge N finished shards into the full set.")] = None,
+    target: TargetOpt = None,
+    input_scale: InputScaleOpt = None,
+    logits: TargetOutputOpt = None,
     seed: SeedOpt = 0,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Craft adversarial examples against the workspace's target (trained if missing); cached as HDF5."""
+    """Craft adversarial examples against the workspace's target (trained if missing) or your --target; cached
+    as HDF5."""
     from arnkit.pipeline.attack import craft, merge_shards
 
     params = parse_params(param)
+    yours = target_options(target, input_scale, logits)
     if merge is not None:
         result = merge_shards(dataset, attack, shards=merge, split=split, limit=limit, eps=eps, params=params,
-                              seed=seed, workspace=workspace)
+                              seed=seed, workspace=workspace, **yours)
     else:
         result = craft(dataset, attack, split=split, limit=limit, eps=eps, params=params, seed=seed, shard=shard,
-                       workspace=workspace, progress=make_progress(json_out))
+                       workspace=workspace, progress=make_progress(json_out), **yours)
     if json_out:
         emit_json(result)
         return

@@ -274,3 +274,54 @@ class RichProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+# ------------------------------------------------------------------------------------ --target (yours) ---
+
+TargetOpt = Annotated[
+    Path | None,
+    typer.Option("--target", help="Your own Keras 3 classifier (.keras, images NHWC in [0, 1] -> logits or "
+                                  "probabilities) instead of the workspace's zoo target."),
+]
+InputScaleOpt = Annotated[
+    float | None,
+    typer.Option("--input-scale", help="With --target: feed it x * SCALE (255 for a model trained on [0, 255]).")]
+TargetOutputOpt = Annotated[
+    bool | None,
+    typer.Option("--logits/--probabilities", help="With --target: what it outputs (default: detected; "
+                                                  "probabilities are attacked through their logits).")]
+
+
+def target_options(target: Path | None, input_scale: float | None, logits: bool | None) -> dict[str, Any]:
+    """The pipeline's keyword arguments for a user's target; --input-scale / --logits alone are one line."""
+    if target is None:
+        if input_scale is not None or logits is not None:
+            raise ArnkitError("--input-scale, --logits and --probabilities describe your --target; add --target "
+                              "PATH.keras")
+        return {}
+    return {"target": target, "input_scale": input_scale,
+            "target_output": None if logits is None else ("logits" if logits else "probabilities")}
+
+
+def shows_target_warnings(func):
+    """Print each warning about a user's target (arnkit.runs.target_record.TargetWarning: accuracy near chance)
+    as one yellow line when it is raised, before the long work; other warnings go their usual way."""
+    import warnings
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from arnkit.runs.target_record import TargetWarning
+
+        with warnings.catch_warnings():
+            python_show = warnings.showwarning
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                if not issubclass(category, TargetWarning):
+                    return python_show(message, category, filename, lineno, file, line)
+                stderr.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+            warnings.showwarning = show
+            warnings.simplefilter("always", TargetWarning)
+            return func(*args, **kwargs)
+
+    return wrapper

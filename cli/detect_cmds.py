@@ -9,14 +9,19 @@ import typer
 
 from arnkit.detection import DETECTORS
 from arnkit_cli.common import (
+    InputScaleOpt,
     JsonOpt,
     SeedOpt,
+    TargetOpt,
+    TargetOutputOpt,
     WorkspaceOpt,
     emit_json,
     handle_errors,
     make_progress,
+    shows_target_warnings,
     stderr,
     table,
+    target_options,
 )
 
 
@@ -25,6 +30,7 @@ def register(app: typer.Typer) -> None:
 
 
 @handle_errors
+@shows_target_warnings
 def detect(
     method: Annotated[str, typer.Option("--method", "-m", help=f"Detector: {', '.join(DETECTORS)}.")] = "lid",
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "mnist",
@@ -36,6 +42,9 @@ def detect(
                           "newest trained pre-processor in the workspace, if any.")] = None,
     adaptive_limit: Annotated[int, typer.Option(
         "--adaptive-limit", help="Images for the high-confidence attack check; 0 = skip it.")] = 300,
+    target: TargetOpt = None,
+    input_scale: InputScaleOpt = None,
+    logits: TargetOutputOpt = None,
     seed: SeedOpt = 0,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
@@ -48,7 +57,7 @@ def detect(
     get(method)  # an unknown method fails before any training
     result = run_detect(method, dataset, attack, limit=limit, seed=seed, workspace=workspace,
                         progress=make_progress(json_out), defense_path=defense,
-                        adaptive_limit=adaptive_limit)
+                        adaptive_limit=adaptive_limit, **target_options(target, input_scale, logits))
     if json_out:
         emit_json(result)
         return

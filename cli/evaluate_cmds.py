@@ -9,15 +9,20 @@ import typer
 
 from arnkit.evaluation.threat_models import THREAT_MODELS
 from arnkit_cli.common import (
+    InputScaleOpt,
     JsonOpt,
     SeedOpt,
+    TargetOpt,
+    TargetOutputOpt,
     WorkspaceOpt,
     emit_json,
     handle_errors,
     make_progress,
     portable,
+    shows_target_warnings,
     stderr,
     table,
+    target_options,
 )
 
 
@@ -28,6 +33,7 @@ def register(app: typer.Typer) -> None:
 
 @portable
 @handle_errors
+@shows_target_warnings
 def evaluate(
     attack: Annotated[str | None, typer.Option(
         "--attack", "-a", help="Attack key, comma list, key@eps (raised budget), or 'all'. Default: pgd_n "
@@ -63,6 +69,9 @@ def evaluate(
         "--train-steps", help="--ablation/--matrix: steps for defenses that must be trained.")] = None,
     sanity: Annotated[bool, typer.Option(
         "--sanity/--no-sanity", help="white/bpda: run the gradient, iterations, large-eps, ordering, gradient-free checks.")] = True,
+    target: TargetOpt = None,
+    input_scale: InputScaleOpt = None,
+    logits: TargetOutputOpt = None,
     seed: SeedOpt = 0,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
@@ -75,7 +84,8 @@ def evaluate(
                             iterations=iterations, restarts=restarts, convergence_curves=convergence,
                             max_iterations=max_iterations, surrogate=surrogate, target_model=target_model,
                             ablation=ablation, matrix=matrix, train_steps=train_steps, sanity_checks=sanity,
-                            seed=seed, workspace=workspace, progress=make_progress(json_out))
+                            seed=seed, workspace=workspace, progress=make_progress(json_out),
+                            **target_options(target, input_scale, logits))
     if json_out:
         emit_json(result)
         return

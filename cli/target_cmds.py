@@ -1,21 +1,26 @@
-"""`arnkit target train`."""
+"""`arnkit target train` and `arnkit target check`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from arnkit_cli.common import (
+    InputScaleOpt,
     JsonOpt,
     SeedOpt,
+    TargetOutputOpt,
     WorkspaceOpt,
     emit_json,
     handle_errors,
     make_progress,
     portable,
+    shows_target_warnings,
     stderr,
     table,
+    target_options,
 )
 
 target_app = typer.Typer(help="Target classifiers (the models the defense protects).", no_args_is_help=True)
@@ -51,3 +56,39 @@ def train(
 
 
 train.command_name = "target train"
+
+
+@target_app.command("check")
+@portable
+@handle_errors
+@shows_target_warnings
+def check(
+    target: Annotated[Path, typer.Option("--target", help="Your Keras 3 classifier (.keras): images NHWC in "
+                                                          "[0, 1] -> logits or probabilities.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `arnkit datasets`).")] = "mnist",
+    input_scale: InputScaleOpt = None,
+    logits: TargetOutputOpt = None,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Load your classifier (safe_mode), check it against the dataset (input shape, classes, accuracy on the
+    first test images) and show how it will be attacked and the fingerprint that keys its artifacts. Writes
+    nothing; pass the same --target to train, attack, evaluate and detect."""
+    from arnkit.pipeline.target import check_target
+
+    options = target_options(target, input_scale, logits)
+    result = check_target(dataset, options["target"], input_scale=options["input_scale"],
+                          target_output=options["target_output"], workspace=workspace,
+                          progress=make_progress(json_out))
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    user = result.user or {}
+    stderr.print(table(f"your target on {result.dataset}", [
+        "attacked through", "input scale", "accuracy", "test images", "fingerprint"], [[
+            user.get("output"), user.get("input_scale"), result.test_accuracy, user.get("checked_images"),
+            result.fingerprint]]))
+    stderr.print(f"checked {user.get('source', result.path)}", highlight=False, soft_wrap=True)
+
+
+check.command_name = "target check"

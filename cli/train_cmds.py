@@ -7,15 +7,20 @@ from typing import Annotated
 import typer
 
 from arnkit_cli.common import (
+    InputScaleOpt,
     JsonOpt,
     SeedOpt,
+    TargetOpt,
+    TargetOutputOpt,
     WorkspaceOpt,
     emit_json,
     handle_errors,
     make_progress,
     portable,
+    shows_target_warnings,
     stderr,
     table,
+    target_options,
 )
 
 
@@ -26,6 +31,7 @@ def register(app: typer.Typer) -> None:
 
 @portable
 @handle_errors
+@shows_target_warnings
 def train(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "mnist",
     defense: Annotated[str, typer.Option(
@@ -73,6 +79,9 @@ def train(
         "--guide-layer", help="hgd: logits (LGD, default) or a target layer name (FGD).")] = None,
     eval_limit: Annotated[int, typer.Option("--eval-limit", help="Test images for the closing report.")] = 1000,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="arn: write TensorBoard logs.")] = False,
+    target: TargetOpt = None,
+    input_scale: InputScaleOpt = None,
+    logits: TargetOutputOpt = None,
     seed: SeedOpt = 0,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
@@ -82,6 +91,7 @@ def train(
     from arnkit.pipeline.train import train as train_recipe
 
     record = train_recipe(dataset, defense, seed=seed, workspace=workspace, progress=make_progress(json_out),
+                          **target_options(target, input_scale, logits),
                           seen=seen, steps=steps, width=width, objective=objective, batch_size=batch_size,
                           pool_size=pool_size, ablate=tuple(ablate) if ablate else None, strategy=strategy,
                           resume=resume, learning_rate=learning_rate, lr_schedule=lr_schedule,

@@ -44,11 +44,18 @@ class Targets:
     record: Any  # the classifier's TargetResult (model, fingerprint, path)
     defended_fingerprint: str  # the dataset's default target: the defenses trained for it are evaluated
     cross_model: bool  # the classifier is another zoo model (Table 5)
+    user: bool = False  # the classifier is the user's model (`--target PATH.keras`), the defenses' own
 
 
 def resolve_targets(ctx: RunContext, *, target_model: str | None, seed: int) -> Targets:
     """The dataset's default target (the defenses' own) and, with `target_model`, the other classifier the
-    defenses are put in front of (cross-model, Table 5)."""
+    defenses are put in front of (cross-model, Table 5). A context carrying the user's model (`--target`)
+    evaluates that model and the defenses trained for it."""
+    if ctx.target is not None and ctx.target.is_user:
+        if target_model:
+            raise ArnkitError("--target-model (cross-model) puts the zoo target's defenses in front of another zoo "
+                              "model; with your --target, drop --target-model")
+        return Targets(ctx.target.model, ctx.target.record, ctx.target.fingerprint, False, user=True)
     base_target, base_record = ensure_target_for(ctx, seed=seed)
     if target_model:
         classifier, record = ensure_target_for(ctx, model=target_model, seed=seed)
@@ -66,9 +73,10 @@ def load_test_images(info: DatasetInfo, ws: Workspace, limit: int) -> tuple[np.n
 # ------------------------------------------------------------------------------------------ defenses ---
 
 def resolve_defenses(names: str | list[str], info: DatasetInfo, ws: Workspace, *, target_fingerprint: str,
-                     seed: int, progress: Progress) -> list[ResolvedDefense]:
+                     seed: int, progress: Progress, context: RunContext | None = None) -> list[ResolvedDefense]:
     """'none', a registry key (the newest defense of that recipe for this target, trained with its defaults
-    if missing) or paths of defense files / run folders."""
+    if missing) or paths of defense files / run folders. `context`: the run context whose (user's) target a
+    missing defense is trained for (None: the workspace's zoo target)."""
     from arnkit.defenses import registry
 
     dataset = info.name
@@ -92,7 +100,7 @@ def resolve_defenses(names: str | list[str], info: DatasetInfo, ws: Workspace, *
             resolved.append(ResolvedDefense(no_defense(), "none"))
         elif key in registry.REGISTRY:
             resolved.append(_newest_or_trained(key, info, ws, target_fingerprint=target_fingerprint, seed=seed,
-                                               progress=progress))
+                                               progress=progress, context=context))
         elif key.endswith(".keras") or "/" in item or Path(item).exists():
             defense, record = registry.load_file(item, info)
             resolved.append(resolved_from_record(defense, record))
@@ -118,7 +126,7 @@ def _all_trained(info: DatasetInfo, ws: Workspace, target_fingerprint: str) -> l
 
 
 def _newest_or_trained(key: str, info: DatasetInfo, ws: Workspace, *, target_fingerprint: str, seed: int,
-                       progress: Progress) -> ResolvedDefense:
+                       progress: Progress, context: RunContext | None = None) -> ResolvedDefense:
     from arnkit import presets
     from arnkit.defenses import registry
 
@@ -129,8 +137,10 @@ def _newest_or_trained(key: str, info: DatasetInfo, ws: Workspace, *, target_fin
                or registry.find_defenses(ws, dataset, key, target_fingerprint=target_fingerprint, ablate=[]))
     # The recipe's plain run before an opt-in variant (an adaptive ARN is named by its path, or by --defense all).
     records = sorted(records, key=lambda r: bool(r.options.get("adaptive")))
+    # A user's target travels in the context, so the defense trained here is trained for it.
+    train_context = {"context": context.replace(seed=seed)} if context is not None else {}
     record = records[0] if records else registry.get(key).train(dataset, workspace=ws.root, seed=seed,
-                                                               progress=progress)
+                                                               progress=progress, **train_context)
     return resolved_from_record(registry.load_record(record, info), record)
 
 

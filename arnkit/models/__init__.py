@@ -19,6 +19,7 @@ from arnkit.errors import ArnkitError
 
 # Modules stay reachable as arnkit.models.<module>; the builders are reached through MODELS / build().
 from arnkit.models import lenet, lisa_cnn, resnet, vgg, wide_resnet
+from arnkit.models.wrappers import rescaled
 
 # Canonical names first; aliases point at the same builder.
 MODELS: dict[str, Callable[..., keras.Model]] = {
@@ -72,4 +73,4 @@ def build(name: str, input_shape: tuple[int, int, int], num_classes: int, *, pre
                           f"see help(arnkit.models.{MODELS[canonical].__name__})") from None
 
 
-__all__ = ["MODELS", "PRESETS", "build", "canonical_name"]
+__all__ = ["MODELS", "PRESETS", "build", "canonical_name", "rescaled"]

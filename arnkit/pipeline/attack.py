@@ -37,10 +37,13 @@ def craft(
     model: Any = None,
     fingerprint: str | None = None,
     restarts: int = 1,
+    target: str | Path | None = None,
+    input_scale: float | None = None,
+    target_output: str | None = None,
 ) -> dict[str, Any]:
-    """`arnkit attack`: craft `attack` on the dataset split against the target (trained on demand), cached;
-    return its summary. `restarts` > 1 reruns the attack with seeds seed+1, ... on the images it has not
-    broken yet."""
+    """`arnkit attack`: craft `attack` on the dataset split against the target (trained on demand; `target`: a
+    user's .keras classifier, see `arnkit.runs.target.from_file`), cached; return its summary. `restarts` > 1
+    reruns the attack with seeds seed+1, ... on the images it has not broken yet."""
     ctx = RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
     overrides = dict(params or {})
     if eps is not None:
@@ -48,7 +51,7 @@ def craft(
     # Every option is checked before the target trains.
     check_request(ctx, attack, split=split, limit=limit, params=overrides, shard=shard, restarts=restarts)
     if model is None:
-        ctx = with_target(ctx)
+        ctx = with_target(ctx, path=target, input_scale=input_scale, output=target_output)
     adv = craft_set(ctx, attack, split=split, limit=limit, params=overrides, shard=shard, model=model,
                     fingerprint=fingerprint, restarts=restarts)
     return describe_set(ctx, adv)
@@ -56,7 +59,9 @@ def craft(
 
 def merge_shards(dataset: str = "mnist", attack: str = "pgd_n", *, shards: int, split: str = "test",
                  limit: int | None = DEFAULT_LIMIT, eps: float | None = None, params: dict[str, Any] | None = None,
-                 seed: int = 0, workspace: str | Path | None = None, restarts: int = 1) -> dict[str, Any]:
+                 seed: int = 0, workspace: str | Path | None = None, restarts: int = 1,
+                 target: str | Path | None = None, input_scale: float | None = None,
+                 target_output: str | None = None) -> dict[str, Any]:
     """Merge the `shards` shard files of one crafting job into the full cached set."""
     ctx = RunContext.build(dataset, workspace=workspace, seed=seed)
     meta, ws = ctx.info, ctx.workspace
@@ -65,7 +70,7 @@ def merge_shards(dataset: str = "mnist", attack: str = "pgd_n", *, shards: int, 
     if eps is not None:
         overrides["eps"] = float(eps)
     instance = attack_registry.make(entry.key, dataset=meta, **overrides)
-    record = with_target(ctx).require_target().record
+    record = with_target(ctx, path=target, input_scale=input_scale, output=target_output).require_target().record
     spec = attack_spec(meta.name, split, entry.key, instance.params(), record.fingerprint, seed, limit,
                        check_restarts(restarts))
     name = f"{meta.name}-{split}-{entry.key}"

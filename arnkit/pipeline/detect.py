@@ -64,9 +64,14 @@ def detect(
     progress: Progress | None = None,
     defense_path: str | Path | None = None,
     adaptive_limit: int = ADAPTIVE_LIMIT,
+    target: str | Path | None = None,
+    input_scale: float | None = None,
+    target_output: str | None = None,
 ) -> dict[str, Any]:
     """Train `method`'s detector on natural + noisy (negatives) vs `attack`'s adversarial test images (positives);
-    save a JSON record and a ROC curve PNG under <workspace>/detection and return the record."""
+    save a JSON record and a ROC curve PNG under <workspace>/detection and return the record. `target`: a
+    user's .keras classifier in place of the zoo target (see `arnkit.runs.target.from_file`); the default
+    defense is then the newest pre-processor trained for it."""
     from arnkit import attacks as attack_registry
     from arnkit.detection.detector import predict_labels
     from arnkit.detection.lid import feature_layers
@@ -80,7 +85,10 @@ def detect(
     meta, ws, progress = ctx.info, ctx.workspace, ctx.progress
     if adaptive_limit < 0:
         raise ArnkitError(f"adaptive_limit must be >= 0, got {adaptive_limit}")
-    chosen = _resolve_defense(meta, ws, defense_path)
+    if target is not None:  # checked before the defense is looked up: the defaults are those trained for it
+        ctx = with_target(ctx, path=target, input_scale=input_scale, output=target_output)
+    chosen = _resolve_defense(meta, ws, defense_path,
+                              target_fingerprint=ctx.target.fingerprint if target is not None else None)
     ctx = with_target(ctx)
     model, fingerprint, target_record = ctx.target.model, ctx.target.fingerprint, ctx.target.record
     # A pre-processor: the detector also scores the images it restores. A robust classifier: it replaces the
@@ -178,10 +186,12 @@ def detect(
     return record
 
 
-def _resolve_defense(info: Any, ws: Workspace, defense_path: str | Path | None) -> dict[str, Any] | None:
+def _resolve_defense(info: Any, ws: Workspace, defense_path: str | Path | None, *,
+                     target_fingerprint: str | None = None) -> dict[str, Any] | None:
     """The defense in play: a given file (a pre-processor, whose restored images the detector also scores,
     or a robust classifier, which the detector guards instead of the target), else the newest trained
-    pre-processor of the workspace (None: there is none)."""
+    pre-processor of the workspace (None: there is none); with `target_fingerprint`, the newest trained for
+    that target (a user's model)."""
     from arnkit.defenses import registry
     from arnkit.fingerprint import model_fingerprint
 
@@ -189,7 +199,8 @@ def _resolve_defense(info: Any, ws: Workspace, defense_path: str | Path | None) 
         defense, record = registry.load_file(defense_path, info)
         source = "argument"
     else:
-        records = registry.find_defenses(ws, info.name, kind="preprocessor", ablate=None)
+        only = {"target_fingerprint": target_fingerprint} if target_fingerprint else {}
+        records = registry.find_defenses(ws, info.name, kind="preprocessor", ablate=None, **only)
         if not records:
             return None
         record, source = records[0], records[0].record_path

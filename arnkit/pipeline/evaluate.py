@@ -54,6 +54,9 @@ def evaluate(
     max_iterations: int = MAX_ITERATIONS,
     surrogate: str | None = None,
     target_model: str | None = None,
+    target: str | Path | None = None,
+    input_scale: float | None = None,
+    target_output: str | None = None,
     sanity_checks: bool = True,
     seed: int = 0,
     target_seed: int | None = None,
@@ -67,6 +70,9 @@ def evaluate(
 
     `target_model` evaluates the defenses in front of another classifier of the zoo (cross-model, Table 5):
     the defenses stay those trained for the dataset's default target.
+
+    `target`: a user's Keras classifier (.keras) in place of the zoo target (checked against the dataset first;
+    `input_scale`, `target_output`: see `arnkit.runs.target.from_file`); the defenses are those trained for it.
 
     `target_seed`: the seed of the workspace target (None = `seed`); `arnkit train`'s report passes 0, the
     target every `arnkit train` run defends.
@@ -85,6 +91,11 @@ def evaluate(
                            restarts=checked_restarts(restarts), convergence_curves=convergence_curves,
                            max_iterations=max_iterations, sanity_checks=sanity_checks, seed=seed)
     check_surrogate_option(threat, surrogate)
+    if target is not None:
+        if target_model:
+            raise ArnkitError("--target (your model) and --target-model (a zoo model, cross-model) each name the "
+                              "classifier; pass one of them")
+        ctx = with_target(ctx, path=target, input_scale=input_scale, output=target_output)
 
     target_seed = seed if target_seed is None else int(target_seed)
     targets = resolve_targets(ctx, target_model=target_model, seed=target_seed)
@@ -94,7 +105,7 @@ def evaluate(
         resolved = list(defenses)
     else:
         resolved = resolve_defenses(defenses, info, ws, target_fingerprint=targets.defended_fingerprint, seed=seed,
-                                    progress=progress)
+                                    progress=progress, context=ctx if targets.user else None)
     return evaluate_plan(plan, ctx, targets, resolved, surrogate=resolved_surrogate, started=started)
 
 
@@ -114,6 +125,9 @@ def run_evaluation(dataset: str = "mnist", attack: str | None = None, *, ablatio
     if ablation and matrix:
         raise ArnkitError("--ablation and --matrix are separate studies; pass one of them")
     if ablation or matrix:
+        if options.get("target") is not None:
+            raise ArnkitError("--ablation and --matrix study the zoo target; drop --target (or evaluate your model "
+                              "with one --attack list)")
         if ThreatModel.parse(options.get("threat_model", "gray")) is not GRAY:
             raise ArnkitError("--ablation and --matrix run in the paper's gray-box setting; drop --threat-model")
         if checked_restarts(options.get("restarts", 1)) != 1:

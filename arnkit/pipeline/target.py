@@ -1,4 +1,5 @@
-"""`arnkit target train`: train (or reuse) the target classifier of a dataset (the target service,
+"""`arnkit target train`: train (or reuse) the target classifier of a dataset; `arnkit target check`: load a
+user's classifier, check it against the dataset and show how it will be attacked (the target service,
 `arnkit.runs.target`, does the work)."""
 
 from __future__ import annotations
@@ -37,4 +38,16 @@ def ensure_target(dataset: str, model: str | None = None, *, workspace: str | Pa
     return target.model, target.record
 
 
-__all__ = ["TargetResult", "ensure_target", "evaluate_accuracy", "train_target"]
+def check_target(dataset: str, target: str | Path, *, input_scale: float | None = None,
+                 target_output: str | None = None, workspace: str | Path | None = None,
+                 progress: Progress | None = None) -> TargetResult:
+    """`arnkit target check`: the user's classifier at `target`, loaded with safe_mode and checked against
+    `dataset` (input shape, class count, accuracy on the first test images); its record says how it is
+    attacked (output: logits, logits with the softmax removed, or log-probabilities) and its fingerprint, the
+    key of every artifact made against it. Nothing is written."""
+    ctx = RunContext.build(dataset, workspace=workspace, progress=progress)
+    return target_service.with_target(ctx, path=target, input_scale=input_scale,
+                                      output=target_output).require_target().record
+
+
+__all__ = ["TargetResult", "check_target", "ensure_target", "evaluate_accuracy", "train_target"]

@@ -39,10 +39,14 @@ def seen_pools(dataset: str, seen: list[str], *, pool_size: int, seed: int, work
 
 
 def train(dataset: str = "mnist", defense: str = "arn", *, seed: int = 0, workspace: str | Path | None = None,
-          progress: Progress | None = None, **options: Any) -> dict[str, Any]:
+          progress: Progress | None = None, target: str | Path | None = None, input_scale: float | None = None,
+          target_output: str | None = None, **options: Any) -> dict[str, Any]:
     """`arnkit train`: any registry recipe (ARN by default) with its own defaults. `options` are the recipe's
     (`DefenseRecipe.options`); None means "not given". One that does not apply to the recipe is refused in one
-    line, with the command-line flags it does take, before any work starts."""
+    line, with the command-line flags it does take, before any work starts.
+
+    `target`: a user's Keras classifier (.keras) the defense is trained for instead of the zoo target, checked
+    against the dataset first (`arnkit.runs.target.from_file`: `input_scale`, `target_output`)."""
     from arnkit.defenses import registry
 
     recipe = registry.get(defense)
@@ -59,6 +63,8 @@ def train(dataset: str = "mnist", defense: str = "arn", *, seed: int = 0, worksp
         takes = [name for name in recipe.options if name in CLI_OPTIONS]
         raise ArnkitError(f"{flags(misplaced)} do not apply to --defense {recipe.key}; it takes {flags(takes)}")
     ctx = RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
+    if target is not None:
+        ctx = with_target(ctx, path=target, input_scale=input_scale, output=target_output)
     return recipe.train(ctx.dataset, workspace=workspace, seed=seed, progress=progress, context=ctx,
                         **given).to_dict()
 

@@ -20,9 +20,15 @@ class TargetResult:
     reused: bool
     arnkit_version: str
     runtime: dict[str, Any] | None = None  # TF, oneDNN and CPU it was trained on (None: an older record)
+    # A user's model (`--target PATH.keras`): its source file, the wrapping attacked (input scale, output) and
+    # the checks against the dataset; None for a zoo target (whose record stays as it was).
+    user: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["user"] is None:
+            out.pop("user")
+        return out
 
 
 @dataclass(frozen=True)
@@ -40,5 +46,15 @@ class Target:
     def path(self) -> str:
         return self.record.path
 
+    @property
+    def is_user(self) -> bool:
+        """A user's model (`--target PATH.keras`) rather than the workspace's zoo target."""
+        return self.record.user is not None
+
     def matches(self, model: str, seed: int) -> bool:
         return self.record.model == model and int(self.record.seed) == int(seed)
+
+
+class TargetWarning(UserWarning):
+    """A user's target loads and fits the dataset but looks wrong (accuracy near chance); the CLI prints it as
+    one `warning:` line."""

@@ -112,7 +112,7 @@ def run_training(ctx: RunContext, step: FitStep) -> dict[str, Any]:
     """Run `step` in the training-run template; return the run record (reused when the folder is finished)."""
     phases: dict[str, float] = {}
     clock = time.perf_counter()
-    ctx = with_target(ctx)  # every run defends the workspace's seed-0 target, whatever its own seed
+    ctx = with_target(ctx)  # the seed-0 zoo target whatever the run's seed, or the context's user target
     target = ctx.require_target()
     step.prepare(ctx)
     phases["target"], clock = time.perf_counter() - clock, time.perf_counter()
