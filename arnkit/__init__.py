@@ -16,4 +16,14 @@ from arnkit.errors import ArnkitError  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["ArnkitError", "__version__"]
+__all__ = ["ArnkitError", "__version__", "defend"]
+
+
+def __getattr__(name: str):
+    """The one-call API, `arnkit.defend(...)`, loaded on first use: importing arnkit stays light (no Keras, no
+    TensorFlow) and the root package imports nothing above the ground floor at import time."""
+    if name == "defend":
+        from arnkit.pipeline.defend import defend
+
+        return defend
+    raise AttributeError(f"module 'arnkit' has no attribute '{name}'")

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+from user_fixtures import digits_arrays as _digits
+from user_fixtures import write_digits
 
 from arnkit import attacks, data, presets
 from arnkit.data.user_import import import_folder, import_npz
@@ -18,26 +20,6 @@ from arnkit.runs.context import RunContext
 from arnkit_cli.main import app
 
 runner = CliRunner()
-
-
-def _digits(n: int | None = None):
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    return d.images[:n], d.target[:n]
-
-
-def write_digits(root, *, rgb: bool = False, split: bool = True, n: int | None = None, side: int = 16):
-    """scikit-learn's digits (8x8, 0-16) as PNG class folders at side x side: train/<c>/, test/<c>/ (every
-    fifth image in test) or one tree <c>/."""
-    images, labels = _digits(n)
-    for i, (img, label) in enumerate(zip(images, labels, strict=True)):
-        part = ("test" if i % 5 == 0 else "train") if split else ""
-        folder = root / part / str(label)
-        folder.mkdir(parents=True, exist_ok=True)
-        pil = Image.fromarray((img * 255 / 16).astype(np.uint8), "L").resize((side, side), Image.BILINEAR)
-        (pil.convert("RGB") if rgb else pil).save(folder / f"{i:04d}.png")
-    return root
 
 
 def cli(*args):

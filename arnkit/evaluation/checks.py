@@ -96,10 +96,9 @@ def gradient_free_check(plan: EvaluationPlan, spec: AttackSpec, strongest: dict[
     GRADIENT_FREE_LIMIT images. The table's attack (at its doubled iteration count) is the reference when it is
     an untargeted L-inf gradient attack; otherwise PGD_N-100 at the table attack's eps (or the dataset's), since
     a targeted or L2 attack is not the same budget."""
-    dataset = plan.info.name
-    attack = attack_registry.make(spec.key, dataset=dataset, **spec.params)
+    attack = attack_registry.make(spec.key, dataset=plan.info, **spec.params)
     linf = attack.distance == "linf" and "eps" in attack.params()
-    eps = float(attack.eps) if linf else float(attack_registry.make("pgd_n", dataset=dataset).eps)
+    eps = float(attack.eps) if linf else float(attack_registry.make("pgd_n", dataset=plan.info).eps)
     few = GRADIENT_FREE_LIMIT
     if linf and not attack.targeted and not attack.gradient_free:
         gradient = {spec.label: defended_error(spec.key, strongest, am, limit=few)}
@@ -120,11 +119,11 @@ def convergence_curves(plan: EvaluationPlan, crafter: Crafter, classifier: Any, 
     n = min(len(x), SANITY_LIMIT)
     ys = y[:n]
     name = iteration_param(spec.key, info)
-    attack = attack_registry.make(spec.key, dataset=info.name, **spec.params)
+    attack = attack_registry.make(spec.key, dataset=info, **spec.params)
     base = (count or int(attack.params()[name])) if name else None
     params_at_base = with_iterations(spec, info, base)
     has_eps = attack.distance == "linf" and "eps" in attack.params()
-    default_eps = float(attack_registry.make(spec.key, dataset=info.name).eps) if has_eps else 0.0
+    default_eps = float(attack_registry.make(spec.key, dataset=info).eps) if has_eps else 0.0
     # MNIST-sized budgets go to LARGE_EPS (any image can reach mid-grey); small ones (8/255) to 4x the default.
     cap = LARGE_EPS if default_eps >= 0.1 else min(1.0, 4.0 * default_eps)
     out: dict[str, Any] = {"attack": spec.label, "n": n, "threat_model": threat.name, "iterations": {}, "eps": {}}

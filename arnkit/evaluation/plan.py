@@ -52,7 +52,7 @@ def attack_specs(attack: str, info: DatasetInfo) -> list[AttackSpec]:
                 value = float(eps)
             except ValueError:
                 raise ArnkitError(f"'{part}': the budget after @ must be a number, e.g. pgd_n@0.4") from None
-            if "eps" not in attack_registry.make(entry.key, dataset=info.name).params():
+            if "eps" not in attack_registry.make(entry.key, dataset=info).params():
                 raise ArnkitError(f"'{part}': {entry.key} has no eps budget; drop the @{eps}")
             specs.append(AttackSpec(entry.key, f"{entry.key}@{value:g}", {"eps": value}))
         else:
@@ -64,13 +64,13 @@ def attack_specs(attack: str, info: DatasetInfo) -> list[AttackSpec]:
 
 def iteration_param(key: str, info: DatasetInfo) -> str | None:
     """The name of the attack's iteration count ('steps', 'apgd_iter'), or None when it has none."""
-    params = attack_registry.make(key, dataset=info.name).params()
+    params = attack_registry.make(key, dataset=info).params()
     return next((name for name in ITERATION_PARAMS if name in params), None)
 
 
 def default_iterations(key: str, info: DatasetInfo, name: str) -> int:
     """The attack's own iteration count for the dataset (its parameter `name`)."""
-    return int(attack_registry.make(key, dataset=info.name).params()[name])
+    return int(attack_registry.make(key, dataset=info).params()[name])
 
 
 def iteration_plan(spec: AttackSpec, info: DatasetInfo, threat: ThreatModel,

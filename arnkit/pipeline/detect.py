@@ -175,7 +175,7 @@ def detect(
         }
     record["adaptive"] = None
     if adaptive_limit:
-        record["adaptive"], curve = _adaptive(entry, detector, split, model, x_keep, y[keep], meta.name,
+        record["adaptive"], curve = _adaptive(entry, detector, split, model, x_keep, y[keep], meta,
                                               adaptive_limit, seed, progress)
         if curve is not None:
             curves.append(curve)
