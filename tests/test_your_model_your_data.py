@@ -85,3 +85,29 @@ def test_one_python_call_defends_a_model_on_arrays_and_reuses_its_work(tmp_path)
 
     again = arnkit.defend(model, (x_train, y_train), (x_test, y_test), workspace=tmp_path, **options)
     assert again.record["reused"] and again.dataset == result.dataset and again.table == result.table
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    (("model", "ok", "ok"), {"defense": "nope"}, "unknown defense 'nope'"),
+    (("not a model", "ok", "ok"), {}, "not a model"),
+    (("object", "ok", "ok"), {}, "keras.Model or the path of a .keras file"),
+    (("model", "images", "ok"), {}, "pair \\(images, labels\\)"),
+    (("model", "too bright", "ok"), {}, "outside \\[0, 1\\]"),
+    (("missing.keras", "ok", "ok"), {}, "not a .keras file"),
+])
+def test_one_call_refuses_bad_input_in_one_line_before_any_work(tmp_path, args, kwargs, message):
+    """Bad input to `arnkit.defend` is one ArnkitError line, and nothing is trained or crafted."""
+    import keras
+
+    import arnkit
+    from arnkit.errors import ArnkitError
+
+    x = np.random.default_rng(0).random((40, 16, 16, 1), dtype=np.float32)
+    y = np.arange(40) % 4
+    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dense(4)])
+    values = {"model": model, "ok": (x, y), "images": x, "too bright": (x * 300, y), "object": object(),
+              "not a model": "not a model", "missing.keras": str(tmp_path / "missing.keras")}
+    with pytest.raises(ArnkitError, match=message):
+        arnkit.defend(*(values[a] for a in args), workspace=tmp_path / "ws", **kwargs)
+    for folder in ("data", "defenses", "adversarial", "evaluations"):
+        assert not (tmp_path / "ws" / folder).exists()

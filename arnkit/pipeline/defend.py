@@ -77,7 +77,11 @@ def _target_file(model: Any, ws: Workspace) -> Path:
     """The classifier as a workspace file: a path is used as it is; a model is saved once, named after its
     weights (so the same model maps to the same file, and so to the same cached attacks and defenses)."""
     if isinstance(model, str | Path):
-        return Path(model)
+        path = Path(model).expanduser()
+        if path.suffix != ".keras" or not path.is_file():
+            raise ArnkitError(f"model {model} is not a .keras file; pass a keras.Model or the path of one saved "
+                              "with model.save('my.keras')")
+        return path
     from arnkit.fingerprint import model_fingerprint
     from arnkit.io import save_model
 
@@ -114,8 +118,8 @@ def defend(model: Any, train: tuple[Any, Any], test: tuple[Any, Any], *, seen: s
     if class_names is not None:
         arrays["class_names"] = np.asarray([str(c) for c in class_names])
     registry.get(defense)  # an unknown defense is one line before anything is written
-    dataset = _dataset(arrays, ws, name=name, eps=eps, force=force)
     path = _target_file(model, ws)
+    dataset = _dataset(arrays, ws, name=name, eps=eps, force=force)
     record = train_command(dataset, defense, seed=seed, workspace=ws.root, progress=progress, target=path,
                            input_scale=input_scale, target_output=output, seen=seen, **options)
     ctx = RunContext.build(dataset, workspace=ws, seed=seed, progress=progress)
