@@ -229,12 +229,12 @@ def read_npz(path: str | Path) -> dict[str, Any]:
     return read_arrays(found, str(file))
 
 
-def read_arrays(found: dict[str, Any], origin: str = "the arrays") -> dict[str, Any]:
+def read_arrays(found: dict[str, Any], origin: str = "the input") -> dict[str, Any]:
     """Check in-memory arrays x_train, y_train, x_test, y_test (and optional class_names), as `read_npz` does
     for a file; `origin` names them in the messages."""
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in found]
     if missing:
-        raise ArnkitError(f"{origin} lack(s) the array(s) {', '.join(missing)}; it needs x_train, y_train, x_test, "
+        raise ArnkitError(f"{origin} lacks the array(s) {', '.join(missing)}; it needs x_train, y_train, x_test, "
                           "y_test (class_names optional)")
     found = {k: np.asarray(v) for k, v in found.items()}
     xs = {split: _images(found[f"x_{split}"], f"x_{split}") for split in ("train", "test")}
