@@ -11,8 +11,10 @@ from arnkit.data.base import DatasetInfo
 from arnkit.errors import ArnkitError
 from arnkit.evaluation import convergence
 from arnkit.evaluation.threat_models import ThreatModel
+from arnkit.runs import scoring
 
-DEFAULT_LIMIT = 1000
+DEFAULT_LIMIT = scoring.DEFAULT_LIMIT  # the test images of an evaluation, and of a training run's report
+image_limit = scoring.image_limit
 RAISED_ATTACKS = ("pgd_n", "aa_n")
 ITERATION_PARAMS = ("steps", "apgd_iter")
 MAX_ITERATIONS = 1000  # the convergence curve's cap on doubled iterations
@@ -95,18 +97,6 @@ def with_iterations(spec: AttackSpec, info: DatasetInfo, count: int | None) -> d
     if count is not None:
         params[iteration_param(spec.key, info)] = int(count)
     return params
-
-
-def image_limit(limit: int | None, info: DatasetInfo) -> int:
-    """The number of test images: None is DEFAULT_LIMIT (or the whole split when smaller), 0 the whole split."""
-    split_size = info.split_sizes.get("test")
-    n_limit = min(DEFAULT_LIMIT, split_size or DEFAULT_LIMIT) if limit is None else int(limit)
-    if n_limit < 0:
-        raise ArnkitError(f"--limit must be >= 0, got {limit}")
-    if split_size and n_limit > split_size:
-        raise ArnkitError(f"--limit {n_limit} is larger than the {info.name} test split ({split_size}); "
-                          "use --limit 0 for all of it")
-    return n_limit
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,19 @@ def write_results(out_dir: Path, record: dict[str, Any], started: float) -> dict
 
 # ---------------------------------------------------------------------------------------------- scoring ---
 
+def image_limit(limit: int | None, info: Any) -> int:
+    """The number of test images: None is DEFAULT_LIMIT (or the whole split when smaller), 0 the whole split;
+    a negative value or one past the split is one line."""
+    split_size = info.split_sizes.get("test")
+    n_limit = min(DEFAULT_LIMIT, split_size or DEFAULT_LIMIT) if limit is None else int(limit)
+    if n_limit < 0:
+        raise ArnkitError(f"--limit must be >= 0, got {limit}")
+    if split_size and n_limit > split_size:
+        raise ArnkitError(f"--limit {n_limit} is larger than the {info.name} test split ({split_size}); "
+                          "use --limit 0 for all of it")
+    return n_limit
+
+
 def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys: list[str], *,
                    limit: int | None = None, seed: int | None = None) -> dict[str, Any]:
     """Score `resolved` (NONE included if wanted) on clean test images and on `attack_keys` crafted against
@@ -117,13 +130,7 @@ def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys
     keys = [str(k).lower() for k in attack_keys]
     if not keys:
         raise ArnkitError("gray-box scoring needs at least one attack")
-    split_size = meta.split_sizes.get("test")
-    n_limit = min(DEFAULT_LIMIT, split_size or DEFAULT_LIMIT) if limit is None else int(limit)
-    if n_limit < 0:
-        raise ArnkitError(f"--limit must be >= 0, got {limit}")
-    if split_size and n_limit > split_size:
-        raise ArnkitError(f"--limit {n_limit} is larger than the {meta.name} test split ({split_size}); "
-                          "use --limit 0 for all of it")
+    n_limit = image_limit(limit, meta)
     x, y, _ = data.load_arrays(meta.name, "test", limit=n_limit or None, data_dir=ws.data_dir)
 
     rows = clean_rows(resolved, classifier, x, y, threat)
