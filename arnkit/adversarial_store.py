@@ -13,9 +13,24 @@ import numpy as np
 import arnkit
 from arnkit import runtime
 from arnkit.errors import ArnkitError
-from arnkit.io import atomic_path
+from arnkit.io import atomic_path, sha256_arrays
 
 ARRAYS = ("x_adv", "indices", "labels", "success", "pred")
+HASH_ATTR = "content_sha256"  # sha256 of the arrays (ARRAYS, then targets), written with them
+
+
+class DamagedSet(ArnkitError):
+    """A stored set whose arrays no longer match their hash: a derived artifact, so a caller that can craft
+    it again does (`problem` is the line without the fix)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}; delete it to craft it again")
+        self.problem = problem
+
+
+def content_hash(adv: AdversarialSet) -> str:
+    arrays = [getattr(adv, name) for name in ARRAYS]
+    return sha256_arrays(*arrays, *([] if adv.targets is None else [adv.targets]))
 
 
 @dataclass
@@ -45,6 +60,7 @@ def save(path: str | Path, adv: AdversarialSet) -> Path:
         if adv.targets is not None:
             handle.create_dataset("targets", data=adv.targets)
         attrs = dict(adv.attrs)
+        attrs[HASH_ATTR] = content_hash(adv)  # always of these arrays (a merge must not keep a shard's)
         attrs.setdefault("arnkit_version", arnkit.__version__)
         attrs.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         attrs.setdefault("runtime", runtime.describe())  # kernels and CPU it was crafted with
@@ -77,7 +93,12 @@ def load(path: str | Path, *, dataset: str | None = None, target_fingerprint: st
             f"{path.name} was crafted against target {attrs.get('target_fingerprint')}, not {target_fingerprint}; "
             "re-craft it against this model"
         )
-    return AdversarialSet(targets=targets, attrs=attrs, **arrays)
+    adv = AdversarialSet(targets=targets, attrs=attrs, **arrays)
+    stored = attrs.get(HASH_ATTR)  # sets written before the hash existed have none
+    if stored is not None and content_hash(adv) != stored:
+        raise DamagedSet(f"adversarial set {path} was changed after it was crafted (its arrays do not match "
+                         "their sha256)")
+    return adv
 
 
 def _decode(value: Any) -> Any:

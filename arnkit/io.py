@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -65,6 +67,67 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_arrays(*arrays: Any) -> str:
+    """sha256 over the dtype, shape and bytes of each array, in order: the content hash of an HDF5 set's
+    arrays (the file's own bytes change with compression and attributes, the arrays do not)."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        value = np.ascontiguousarray(np.asarray(array))
+        digest.update(json.dumps([str(value.dtype), list(value.shape)]).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def read_json_record(path: str | os.PathLike, what: str = "record") -> dict[str, Any]:
+    """The JSON object stored at `path`; a damaged one is one line naming the file and the fix (an
+    ArnkitError, so a lister can mark the artifact damaged instead of dropping it)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArnkitError(f"{what} {path} is missing; rerun the command that makes it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = f"not valid JSON: {exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason}"
+        raise ArnkitError(f"{what} {path} is damaged ({reason}); delete it or rerun with --rebuild") from None
+    except OSError as exc:
+        raise ArnkitError(f"cannot read {what} {path} ({exc.strerror}); check its permissions") from None
+    if not isinstance(raw, dict):
+        raise ArnkitError(f"{what} {path} is damaged (not a JSON object); delete it or rerun with --rebuild")
+    return raw
+
+
+def notify(line: str) -> None:
+    """One line on stderr, at once (a library notice that must show while the work goes on)."""
+    print(f"arnkit: {line}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def building(path: str | os.PathLike) -> Iterator[None]:
+    """Hold `<path>.lock` (an exclusive `flock`) while building the artifact at `path`, so that two processes
+    never build it at once: the second says so in one line and waits, then finds the artifact built and reuses
+    it (callers check for the artifact again inside the block). The lock file is left in place: removing it
+    would let a third process lock a new file while the second still holds the old one."""
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ArnkitError(f"cannot lock {lock} ({exc.strerror}); check that the workspace is writable") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            notify(f"waiting for {path.name} (another arnkit process is building it)")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def save_model(model: Any, path: str | os.PathLike) -> Path:

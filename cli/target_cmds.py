@@ -38,7 +38,8 @@ def train(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Zoo model; default: the dataset's.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs; default: the dataset's recipe.")] = None,
     seed: SeedOpt = 0,
-    force: Annotated[bool, typer.Option("--force", help="Retrain even if a cached target exists.")] = False,
+    force: Annotated[bool, typer.Option("--force", "--rebuild", help=(
+        "Retrain even if a cached target exists (the fix for a changed or damaged target file)."))] = False,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

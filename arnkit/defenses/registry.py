@@ -14,7 +14,6 @@ row here (and its contract test runs the day it lands: tests/test_defenses_regis
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 from arnkit.data.base import DatasetInfo
 from arnkit.errors import ArnkitError
+from arnkit.io import read_json_record
 from arnkit.runs.defense import Defense
 from arnkit.runs.defense_record import DefenseRecord, Kind
 
@@ -142,7 +142,8 @@ def describe(dataset: str = "mnist") -> list[dict[str, Any]]:
 def find_defenses(workspace: Any, dataset: str, key: str | None = None, **filters: Any) -> list[DefenseRecord]:
     """Trained defenses of `dataset` in the workspace, newest first, whose exported file exists; `key`
     (None = every recipe) and `filters` (target_fingerprint, seen, or any option such as ablate; None = any)
-    narrow them. Unreadable records are skipped, not fatal."""
+    narrow them. A damaged record.json is one line naming it (never silently skipped: the defense would
+    vanish from the table, or be trained again over it); a file that is not a defense record is skipped."""
     from arnkit.workspace import Workspace
 
     root = workspace.root if isinstance(workspace, Workspace) else Workspace.resolve(workspace).root
@@ -150,9 +151,10 @@ def find_defenses(workspace: Any, dataset: str, key: str | None = None, **filter
         get(key)
     found = []
     for record_path in (root / "defenses").glob(f"{dataset}-*.d/record.json"):
+        raw = read_json_record(record_path, "defense record")
         try:
-            record = DefenseRecord.from_dict(json.loads(record_path.read_text()))
-        except (OSError, ValueError, TypeError, ArnkitError):
+            record = DefenseRecord.from_dict(raw)
+        except (ValueError, TypeError, ArnkitError):
             continue
         record.record_path = str(record_path)
         if record.dataset not in ("", dataset) or (key is not None and record.key != key):
@@ -167,6 +169,7 @@ def load_record(record: DefenseRecord | dict[str, Any], dataset: DatasetInfo | N
     """The Defense a record describes, loaded by its own recipe (`dataset`: the run's info, for the shape check)."""
     if isinstance(record, dict):
         record = DefenseRecord.from_dict(record)
+    record.check_file()
     return get(record.key).load(record, dataset)
 
 
@@ -182,12 +185,7 @@ def load_file(path: str | os.PathLike, dataset: str | DatasetInfo | None = None)
                           f"({', '.join(REGISTRY)}) or the path of an exported .keras")
     folder = target if target.is_dir() else target.parent
     record_path = folder / "record.json"
-    raw = None
-    if record_path.exists():
-        try:
-            raw = json.loads(record_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            raw = None
+    raw = read_json_record(record_path, "defense record") if record_path.exists() else None
     if target.is_dir():
         if raw is None:
             raise ArnkitError(f"{path} holds no readable record.json; pass the exported .keras file instead")
@@ -202,6 +200,7 @@ def load_file(path: str | os.PathLike, dataset: str | DatasetInfo | None = None)
     if same_file:
         record = DefenseRecord.from_dict(raw)
         record.record_path = str(record_path)
+        record.check_file()
     else:
         record = DefenseRecord(key=header.get("key") or target.stem, kind=header["kind"],
                                dataset=header.get("dataset") or _name(dataset), defense_path=str(target),

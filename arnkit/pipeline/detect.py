@@ -4,7 +4,6 @@ look natural) and its AUC against a high-confidence attack it was not trained on
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import numpy as np
 import arnkit
 from arnkit import data, detection
 from arnkit.errors import ArnkitError
-from arnkit.io import atomic_path, sha256_file, write_json_atomic
+from arnkit.io import atomic_path, read_json_record, sha256_file, write_json_atomic
 from arnkit.progress import Progress
 from arnkit.workspace import Workspace
 
@@ -102,7 +101,7 @@ def detect(
     json_path = ws.artifact("detection", f"{meta.name}-{entry.key}-{attack}", spec, "json")
     png_path = json_path.with_suffix(".png")
     if json_path.exists() and png_path.exists():
-        record = json.loads(json_path.read_text())
+        record = read_json_record(json_path, "detection record")
         record["reused"] = True
         return record
 

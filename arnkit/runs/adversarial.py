@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from arnkit import adversarial_store, data
 from arnkit import attacks as attack_registry
 from arnkit.adversarial_store import AdversarialSet
 from arnkit.errors import ArnkitError
+from arnkit.io import building, notify
 from arnkit.progress import Progress
 from arnkit.runs.context import RunContext
 
@@ -144,30 +146,68 @@ def craft_set(ctx: RunContext, attack: str, *, split: str = "test", limit: int |
         path = ws.artifact("adversarial", name, spec, "h5")
 
     start = time.perf_counter()
-    if path.exists():
-        adv = adversarial_store.load(path, dataset=meta.name, target_fingerprint=fingerprint)
-        adv.reused = True
-    else:
-        targets = None
-        if instance.targeted:
-            from arnkit.attacks.base import random_targets
+    adv = _reusable(path, meta.name, fingerprint, part_idx, y_all)
+    if adv is None:
+        with building(path):
+            # Crafted by another process meanwhile? (A damaged file was named once already.)
+            adv = _reusable(path, meta.name, fingerprint, part_idx, y_all, quiet=True)
+            if adv is None:
+                targets = None
+                if instance.targeted:
+                    from arnkit.attacks.base import random_targets
 
-            targets = random_targets(y_all[idx], meta.num_classes, seed)[np.searchsorted(idx, part_idx)]
-        result = run_with_restarts(instance, model, x_all[part_idx], y_all[part_idx], targets, seed=seed,
-                                   restarts=restarts, progress=progress, label=f"{entry.key} on {meta.name}/{split}")
-        adv = AdversarialSet(
-            x_adv=result.x_adv, indices=part_idx, labels=y_all[part_idx], success=result.success, pred=result.pred,
-            targets=result.target,
-            attrs={"attack": entry.key, "params": param_record, "dataset": meta.name, "split": split,
-                   "target_fingerprint": fingerprint, "seed": seed, "limit": limit or 0,
-                   "shard": shard or "", "restarts": restarts, "seconds": round(time.perf_counter() - start, 3)},
-        )
-        adversarial_store.save(path, adv)
+                    targets = random_targets(y_all[idx], meta.num_classes, seed)[np.searchsorted(idx, part_idx)]
+                result = run_with_restarts(instance, model, x_all[part_idx], y_all[part_idx], targets, seed=seed,
+                                           restarts=restarts, progress=progress,
+                                           label=f"{entry.key} on {meta.name}/{split}")
+                adv = AdversarialSet(
+                    x_adv=result.x_adv, indices=part_idx, labels=y_all[part_idx], success=result.success,
+                    pred=result.pred, targets=result.target,
+                    attrs={"attack": entry.key, "params": param_record, "dataset": meta.name, "split": split,
+                           "target_fingerprint": fingerprint, "seed": seed, "limit": limit or 0,
+                           "shard": shard or "", "restarts": restarts,
+                           "seconds": round(time.perf_counter() - start, 3)},
+                )
+                adversarial_store.save(path, adv)
     adv.path = str(path)
     adv.attrs["path"] = str(path)
     if "seconds" not in adv.attrs:  # an older file: its load time stands in
         adv.attrs["seconds"] = round(time.perf_counter() - start, 3)
     return adv
+
+
+def _reusable(path: Path, dataset: str, fingerprint: str, indices: np.ndarray, labels: np.ndarray, *,
+              quiet: bool = False) -> AdversarialSet | None:
+    """The cached set at `path` when it is intact and covers exactly `indices` with the dataset's `labels`
+    there; None when it is missing, or damaged (one line says so: a set is derived, so it is crafted again)."""
+    if not path.exists():
+        return None
+    try:
+        adv = adversarial_store.load(path, dataset=dataset, target_fingerprint=fingerprint)
+    except adversarial_store.DamagedSet as exc:
+        if not quiet:
+            notify(f"{exc.problem}; crafting it again")
+        return None
+    problem = _mismatch(adv, indices, labels)
+    if problem:
+        if not quiet:
+            notify(f"adversarial set {path} does not match the dataset ({problem}); crafting it again")
+        return None
+    adv.reused = True
+    return adv
+
+
+def _mismatch(adv: AdversarialSet, indices: np.ndarray, labels: np.ndarray) -> str:
+    """What is wrong with a stored set's indices and labels against the split ('' when nothing)."""
+    stored = np.asarray(adv.indices)
+    if stored.shape != indices.shape or not np.array_equal(stored, indices):
+        outside = int(np.sum((stored < 0) | (stored >= len(labels)))) if stored.ndim == 1 else len(stored)
+        return (f"{outside} stored indices lie outside the split of {len(labels)}" if outside
+                else "its indices are not the requested images")
+    if len(adv.labels) != len(stored) or len(adv.x_adv) != len(stored):
+        return "its arrays have different lengths"
+    wrong = int(np.sum(np.asarray(adv.labels) != labels[stored]))
+    return f"{wrong} labels differ from the dataset's at the stored indices" if wrong else ""
 
 
 def describe_set(ctx: RunContext, adv: AdversarialSet) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The typed record every trained defense leaves in its run folder (`record.json`), whatever its recipe.
 
-    record = DefenseRecord.from_dict(json.loads(path.read_text()))
+    record = DefenseRecord.from_dict(read_json_record(path, "defense record"))
     record.key, record.kind, record.defense_path, record.seen, record.options["ablate"]
     write_json_atomic(path, record.to_dict())
 
@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from arnkit.errors import ArnkitError
+from arnkit.io import sha256_file
 
 Kind = Literal["preprocessor", "classifier"]
 KINDS: tuple[str, ...] = ("preprocessor", "classifier")
@@ -61,6 +63,15 @@ class DefenseRecord:
         values["seen"] = [str(k) for k in values.get("seen", [])]
         values["seed"] = int(values.get("seed", 0) or 0)
         return cls(**values, extra={k: v for k, v in raw.items() if k not in names})
+
+    def check_file(self) -> None:
+        """Refuse, in one line, an exported file that is not the one this record describes (its sha256,
+        recorded when it was trained; records written before the hash existed are not checked)."""
+        recorded = self.extra.get("defense_sha256")
+        if recorded and Path(self.defense_path).exists() and sha256_file(self.defense_path) != recorded:
+            folder = Path(self.record_path).parent if self.record_path else Path(self.defense_path).parent
+            raise ArnkitError(f"defense {self.defense_path} was changed after arnkit trained it (its sha256 "
+                              f"differs from its record's); delete {folder} to train it again")
 
     def matches(self, **filters: Any) -> bool:
         """True when every filter holds; None means any. `seen` compares in order, list options as sets."""

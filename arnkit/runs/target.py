@@ -22,7 +22,7 @@ import arnkit
 from arnkit import data, runtime
 from arnkit.errors import ArnkitError
 from arnkit.fingerprint import model_fingerprint
-from arnkit.io import load_model, save_model, write_json_atomic
+from arnkit.io import building, load_model, read_json_record, save_model, sha256_file, write_json_atomic
 from arnkit.presets import TargetRecipe
 from arnkit.progress import keras_callback
 from arnkit.runs.context import RunContext
@@ -62,25 +62,52 @@ def model_name(ctx: RunContext, model: str | None) -> str:
 
 def train_target(ctx: RunContext, model: str | None = None, *, epochs: int | None = None, seed: int = 0,
                  force: bool = False) -> TargetResult:
-    """Train the dataset's target classifier (or reuse the cached one) and report its test accuracy."""
-    import keras
-
-    from arnkit.models import build
-
+    """Train the dataset's target classifier (or reuse the cached one, its file checked against its record's
+    sha256) and report its test accuracy. `force` retrains it (the fix for a changed or damaged file)."""
     name = model_name(ctx, model)
     recipe = recipe_for(ctx, name)
     n_epochs = recipe.epochs if epochs is None else int(epochs)
     if n_epochs < 1:
         raise ArnkitError(f"--epochs must be >= 1, got {n_epochs}")
-    ws, meta = ctx.workspace, ctx.info
-    path = ws.artifact("targets", f"{meta.name}-{name}", target_spec(ctx, name, n_epochs, seed), "keras")
+    path = ctx.workspace.artifact("targets", f"{ctx.info.name}-{name}", target_spec(ctx, name, n_epochs, seed), "keras")
     record_path = path.with_suffix(".json")
-    if path.exists() and record_path.exists() and not force:
-        record = json.loads(record_path.read_text())
-        # The file is where the spec puts it in *this* workspace (a copied or moved workspace stays usable).
-        record["path"], record["reused"] = str(path), True
-        return TargetResult(**record)
+    if not force and (cached := _cached(path, record_path)) is not None:
+        return cached
+    with building(path):
+        if not force and (cached := _cached(path, record_path)) is not None:
+            return cached  # another process trained it while this one waited
+        return _train(ctx, name, recipe, n_epochs, seed, path, record_path)
 
+
+def _cached(path: Path, record_path: Path) -> TargetResult | None:
+    """The cached target's record, its file checked against the record's sha256; None when not both exist."""
+    if not (path.exists() and record_path.exists()):
+        return None
+    record = read_json_record(record_path, "target record")
+    try:
+        result = TargetResult(**record)
+    except TypeError:
+        raise ArnkitError(f"target record {record_path} is damaged (not a target record); delete it or rerun "
+                          "`arnkit target train --rebuild`") from None
+    if result.sha256 and sha256_file(path) != result.sha256:
+        raise _changed(path, "its sha256 differs from the one in " + record_path.name)
+    # The file is where the spec puts it in *this* workspace (a copied or moved workspace stays usable).
+    result.path, result.reused = str(path), True
+    return result
+
+
+def _changed(path: Path, why: str) -> ArnkitError:
+    return ArnkitError(f"target {path} was changed after arnkit trained it ({why}); its numbers and pools would "
+                       f"be another model's: delete it, or rerun `arnkit target train --rebuild`")
+
+
+def _train(ctx: RunContext, name: str, recipe: TargetRecipe, n_epochs: int, seed: int, path: Path,
+           record_path: Path) -> TargetResult:
+    import keras
+
+    from arnkit.models import build
+
+    ws, meta = ctx.workspace, ctx.info
     x_train, y_train, _ = data.load_arrays(meta.name, "train", data_dir=ws.data_dir)
     x_test, y_test, _ = data.load_arrays(meta.name, "test", data_dir=ws.data_dir)
     keras.utils.set_random_seed(seed)
@@ -98,7 +125,7 @@ def train_target(ctx: RunContext, model: str | None = None, *, epochs: int | Non
         dataset=meta.name, model=name, path=str(path), fingerprint=model_fingerprint(net),
         test_accuracy=accuracy, test_error=1.0 - accuracy, epochs=n_epochs, seed=seed,
         train_seconds=round(seconds, 2), reused=False, arnkit_version=arnkit.__version__,
-        runtime=runtime.describe(),
+        runtime=runtime.describe(), sha256=sha256_file(path),
     )
     write_json_atomic(record_path, result.to_dict())
     return result
@@ -125,7 +152,11 @@ def evaluate_accuracy(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int 
 def ensure(ctx: RunContext, model: str | None = None, *, seed: int = 0) -> Target:
     """The workspace's target `model` of `seed`, loaded (trained first if missing)."""
     result = train_target(ctx, model, seed=seed)
-    return Target(load_model(result.path), result)
+    loaded = load_model(result.path)
+    # The fingerprint that keys pools and defenses is the loaded weights', never only the record's word.
+    if model_fingerprint(loaded) != result.fingerprint:
+        raise _changed(Path(result.path), f"its weights' fingerprint is not {result.fingerprint}, the record's")
+    return Target(loaded, result)
 
 
 def with_target(ctx: RunContext, model: str | None = None, *, seed: int = 0, path: str | Path | None = None,

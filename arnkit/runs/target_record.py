@@ -23,11 +23,13 @@ class TargetResult:
     # A user's model (`--target PATH.keras`): its source file, the wrapping attacked (input scale, output) and
     # the checks against the dataset; None for a zoo target (whose record stays as it was).
     user: dict[str, Any] | None = None
+    sha256: str | None = None  # of the .keras file, checked on reuse (None: an older record or a user's model)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["user"] is None:
-            out.pop("user")
+        for optional in ("user", "sha256"):
+            if out[optional] is None:
+                out.pop(optional)
         return out
 
 

@@ -11,7 +11,6 @@ unfinished one resumes from its checkpoint (the recipe's `fit` reads `folder.che
 
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -20,8 +19,9 @@ from typing import Any
 
 import arnkit
 from arnkit import runtime
+from arnkit.errors import ArnkitError
 from arnkit.fingerprint import model_fingerprint
-from arnkit.io import write_json_atomic
+from arnkit.io import building, read_json_record, sha256_file, write_json_atomic
 from arnkit.runs.adversarial import Pools, seen_pools
 from arnkit.runs.context import RunContext
 from arnkit.runs.scoring import ResolvedDefense, closing_report
@@ -65,9 +65,15 @@ class RunFolder:
         return self.path / "checkpoint.npz"
 
     def finished(self) -> dict[str, Any] | None:
-        """The record of a finished run, else None."""
+        """The record of a finished run, else None; a damaged record, or an exported file that is not the
+        recorded one, is one line (a defense is not rebuilt behind the user's back)."""
         if self.defense_path.exists() and self.record_path.exists():
-            return json.loads(self.record_path.read_text())
+            raw = read_json_record(self.record_path, "defense record")
+            recorded = raw.get("defense_sha256")
+            if recorded and sha256_file(self.defense_path) != recorded:
+                raise ArnkitError(f"defense {self.defense_path} was changed after arnkit trained it (its sha256 "
+                                  f"differs from its record's); delete {self.path} to train it again")
+            return raw
         return None
 
 
@@ -113,7 +119,7 @@ def run_training(ctx: RunContext, step: FitStep) -> dict[str, Any]:
     phases: dict[str, float] = {}
     clock = time.perf_counter()
     ctx = with_target(ctx)  # the seed-0 zoo target whatever the run's seed, or the context's user target
-    target = ctx.require_target()
+    ctx.require_target()
     step.prepare(ctx)
     phases["target"], clock = time.perf_counter() - clock, time.perf_counter()
     pools = None
@@ -127,7 +133,16 @@ def run_training(ctx: RunContext, step: FitStep) -> dict[str, Any]:
     finished = folder.finished()
     if finished is not None:
         return {**finished, "reused": True}
+    with building(run_dir):
+        finished = folder.finished()  # trained by another process while this one waited
+        if finished is not None:
+            return {**finished, "reused": True}
+        return _fit_and_record(ctx, step, plan, folder, pools, phases, clock)
 
+
+def _fit_and_record(ctx: RunContext, step: FitStep, plan: RunPlan, folder: RunFolder, pools: Pools | None,
+                    phases: dict[str, float], clock: float) -> dict[str, Any]:
+    target = ctx.require_target()
     fit = step.fit(ctx, folder, pools)
     phases[step.key], clock = time.perf_counter() - clock, time.perf_counter()
     step.export(fit.model, folder.defense_path, plan, ctx)
@@ -141,6 +156,7 @@ def run_training(ctx: RunContext, step: FitStep) -> dict[str, Any]:
         "options": plan.options,
         **({"pool_size": int(len(pools.x_nat)), "pools": pools.paths} if pools is not None else {}),
         "defense_path": str(folder.defense_path), "defense_fingerprint": fingerprint,
+        "defense_sha256": sha256_file(folder.defense_path),
         "target_fingerprint": target.fingerprint, "target_path": target.path, "seed": ctx.seed,
         "arnkit_version": arnkit.__version__, "final_losses": fit.losses, "train_seconds": round(fit.seconds, 2),
         "phase_seconds": {name: round(seconds, 2) for name, seconds in phases.items()},
