@@ -188,3 +188,24 @@ def test_two_concurrent_crafts_build_the_set_once(ws):
     assert sum(log.read_text().count("fgsm on synthetic/test: started") for log in logs) == 1
     with h5py.File(path, "r") as handle:  # the file is whole and intact
         assert len(handle["labels"]) == 16 and handle.attrs["content_sha256"]
+
+
+def test_changed_defense_file_is_refused_before_it_loads(tmp_path):
+    from arnkit.defenses import registry
+    from arnkit.errors import ArnkitError
+    from arnkit.io import sha256_file
+    from arnkit.runs.defense_record import DefenseRecord
+
+    folder = tmp_path / "defenses" / "synthetic-arn-0123456789ab.d"
+    folder.mkdir(parents=True)
+    exported = folder / "arn.keras"
+    exported.write_bytes(b"the file arnkit exported")
+    raw = {"key": "arn", "kind": "preprocessor", "dataset": "synthetic", "defense_path": str(exported),
+           "defense_sha256": sha256_file(exported)}
+    (folder / "record.json").write_text(json.dumps(raw))
+    exported.write_bytes(b"another file under its name")
+    with pytest.raises(ArnkitError, match=r"was changed after arnkit trained it \(its sha256 differs from its "
+                                          r"record's\); delete .*synthetic-arn-0123456789ab.d to train it again"):
+        registry.load_record(DefenseRecord.from_dict(raw))
+    with pytest.raises(ArnkitError, match="was changed after arnkit trained it"):
+        registry.load_file(folder)
