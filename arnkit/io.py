@@ -1,4 +1,4 @@
-"""Atomic file writes and safe model loading."""
+"""Atomic file writes, safe model loading, content hashes, the one JSON record reader and the build lock."""
 
 from __future__ import annotations
 
