@@ -117,6 +117,11 @@ def test_rm_takes_the_sidecars_and_refuses_an_unknown_id(ws):
     lock.touch()
     refused = invoke("runs", "rm", target["id"], workspace=ws)
     assert refused.exit_code == 1 and "(and 4 more)" in refused.output  # 3 sets, the defense, the evaluation
+    with open(lock) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a process building it right now: not even --force removes it
+        busy = invoke("runs", "rm", target["id"], "--force", workspace=ws)
+    assert busy.exit_code == 1 and "is being built by another process" in busy.output
+    assert Path(target["path"]).is_file()
     removed = invoke("runs", "rm", target["id"], "--force", "--json", workspace=ws)
     assert removed.exit_code == 0, removed.output
     gone = {entry["path"] for entry in json.loads(removed.stdout)["removed"]}

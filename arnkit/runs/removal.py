@@ -57,10 +57,16 @@ def remove(ws: Workspace, ids: list[str], *, force: bool = False, dry_run: bool 
     if unknown:
         raise ArnkitError(f"no artifact {unknown[0]!r} in workspace {ws.root}; `arnkit runs list` shows the ids")
     leaving = {a.id for a in chosen if a}
+    for item in chosen:
+        assert item is not None  # checked above
+        # Even --force does not pull files from under a build that holds the artifact's lock right now.
+        if any(p.name.endswith(LOCK_SUFFIX) and _lock_held(p) for p in item.files):
+            raise ArnkitError(f"{item.id} is being built by another process (its lock is held); wait for it to "
+                              "finish, then remove it")
     if not force:
         users = referrers(items)
         for item in chosen:
-            assert item is not None  # checked above
+            assert item is not None
             kept = [r for r in users.get(item.id, []) if r not in leaving]
             if kept:
                 more = f" (and {len(kept) - 1} more)" if len(kept) > 1 else ""
