@@ -234,3 +234,15 @@ def test_damaged_record_lists_as_damaged(ws):
 def test_workspace_before_the_subcommand_is_refused(built):
     result = runner.invoke(app, ["runs", "--workspace", str(built), "rm", "targets/x-0123456789ab"])
     assert result.exit_code == 1 and "put --workspace, --kind and --json after `runs rm`" in result.output
+
+
+def test_listing_needs_no_tensorflow(built):
+    """A listing is file reads: it must not pay (or need) the ~10 s TensorFlow import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from arnkit_cli.main import app; "
+            f"r = CliRunner().invoke(app, ['runs', 'list', '--workspace', {str(built)!r}]); "
+            "print(r.exit_code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["0", "False", "False"], out.stdout + out.stderr
