@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import typer
 
 import arnkit
-from arnkit_cli import attack_cmds, data_cmds, detect_cmds, evaluate_cmds, target_cmds, train_cmds
+from arnkit_cli import attack_cmds, data_cmds, detect_cmds, evaluate_cmds, runs_cmds, target_cmds, train_cmds
 from arnkit_cli.common import STATE
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ attack_cmds.register(app)
 train_cmds.register(app)
 detect_cmds.register(app)
 evaluate_cmds.register(app)
+runs_cmds.register(app)
 
 
 def main() -> None:

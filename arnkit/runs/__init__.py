@@ -8,6 +8,8 @@
 - `checkpoints`: atomic array checkpoints with a step counter;
 - `training`: ONE training-run template (target -> pools -> fit -> export -> record -> closing report);
 - `scoring`: gray-box scoring of a defense beside NONE (the closing report of every training run).
+- `inventory` / `removal`: what a workspace holds (provenance, who references whom), and removing it safely
+  (`arnkit runs`).
 
 Nothing here imports `arnkit.defenses`, `arnkit.evaluation` orchestration, `arnkit.pipeline` or the CLI.
 """
