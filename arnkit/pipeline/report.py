@@ -224,7 +224,7 @@ def _damaged(g: Gathered) -> list[str]:
     lines = ["## Damaged artifacts", ""]
     if not g.damaged:
         return lines + ["None: every record and figure could be read.", ""]
-    lines.append("These files could not be read; their results are missing above.")
+    lines.append("These files could not be read, so their results are missing below.")
     lines.append("")
     return lines + [f"- `{name}`: {problem}" for name, problem in g.damaged] + [""]
 
