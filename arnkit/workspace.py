@@ -93,12 +93,13 @@ class Workspace:
         return obj
 
     def located_paths(self, obj: Any, key: str = "") -> Any:
-        """A copy of a record read back, with each path field (`path`, `*_path`, `*_png`, `*_csv`, the values
-        of `files`) made absolute through `locate`."""
+        """A copy of a record read back, with each path field (`path`, `source`, `*_path`, `*_png`, `*_csv`,
+        the values of `files`) made absolute through `locate`."""
         if isinstance(obj, dict):
             return {k: self.located_paths(v, "files" if key == "files" else k) for k, v in obj.items()}
         if isinstance(obj, list):
             return [self.located_paths(v, key) for v in obj]
-        if isinstance(obj, str) and obj and (key in ("path", "files") or key.endswith(("_path", "_png", "_csv"))):
+        is_path = key in ("path", "files", "source") or key.endswith(("_path", "_png", "_csv"))
+        if isinstance(obj, str) and obj and is_path:
             return str(self.locate(obj))
         return obj
