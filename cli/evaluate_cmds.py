@@ -126,3 +126,5 @@ def report(
         emit_json(result)
         return
     stderr.print(f"saved {result['markdown']} and {result['html']} ({result['sections']} sections)")
+    for item in result["damaged"]:  # listed in the report too; said here so a damaged file is never missed
+        stderr.print(f"damaged: {item['file']}: {item['problem']}")

@@ -205,7 +205,9 @@ def test_gray_box_evaluation_writes_tables_and_grid(ws):
     with open(files["csv"]) as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 8 and {"defense", "attack", "error", "n"} <= set(table[0])
-    assert json.loads(open(files["json"]).read())["rows"] == result["rows"]
+    stored = json.loads(open(files["json"]).read())  # paths relative to the workspace, located back on read
+    assert Workspace.resolve(ws).located_paths(stored)["rows"] == result["rows"]
+    assert not any(str(r.get("adversarial_path", "")).startswith("/") for r in stored["rows"])
     assert "| arn |" in open(files["markdown"]).read()
     assert open(result["grid_png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert result["target"]["fingerprint"] and result["defenses"][1]["seen"] == ["fgsm", "pgd_n"]

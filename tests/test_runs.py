@@ -171,7 +171,7 @@ def test_closing_report_is_the_gray_box_evaluation(ctx):
                     workspace=ctx.workspace.root)
 
     def timeless(result):
-        return {**result, "seconds": None, "files": None,
+        return {**result, "seconds": None, "files": None, "created": None,
                 "rows": [{k: v for k, v in row.items() if k != "seconds"} for row in result["rows"]]}
 
     assert Path(record["files"]["json"]).parent == Path(same["files"]["json"]).parent

@@ -43,4 +43,4 @@ def evaluate_plan(plan: EvaluationPlan, ctx: RunContext, targets: Targets, defen
     record = results_record(plan, targets, defenses, surrogate, n=len(x), rows=rows, checks=checks, curves=curves)
     if scored.grid_adversarial is not None:
         record["grid_png"] = grid_png(out_dir, plan, classifier, x, scored.grid_adversarial, scored.restored)
-    return write_results(out_dir, record, started)
+    return write_results(out_dir, record, started, ws)

@@ -82,7 +82,7 @@ def evaluate_ablation(dataset: str = "mnist", attack: str | None = None, *, limi
                                 title=f"{info.name}: ARN ablation, gray-box accuracy (higher is better)")
     record = {**result, "study": "ablation", "accuracy": accuracy, "ablation_png": str(png),
               "variants": {v.defense.name: v.describe() for v in variants}}
-    write_json_atomic(out / "results.json", record)
+    write_json_atomic(out / "results.json", ctx.workspace.relative_paths(record))
     return record
 
 
@@ -117,5 +117,5 @@ def evaluate_matrix(dataset: str = "mnist", seen_sets: str | list[list[str]] = "
                               title=f"{info.name}: gray-box error (%), seen attacks outlined")
     record = {**result, "study": "matrix", "seen_sets": sets, "matrix": matrix.tolist(), "matrix_rows": rows,
               "matrix_columns": cols, "matrix_png": str(png)}
-    write_json_atomic(out / "results.json", record)
+    write_json_atomic(out / "results.json", ctx.workspace.relative_paths(record))
     return record

@@ -10,9 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from arnkit.io import atomic_path, write_json_atomic
+from arnkit.workspace import Workspace
 
 CSV_FIELDS = ("defense", "threat_model", "attack", "label", "iterations", "restarts", "seen", "n", "error",
-              "lower_bound", "seconds")
+              "lower_bound", "seconds", "failed_checks")
+FLAG = "!"  # marks a cell whose sanity check failed; the footnote names the check
+
+
+def failed_checks(checks: Sequence[dict[str, Any]] | None) -> dict[tuple[str, str], list[str]]:
+    """{(defense, column label): [names of the failed sanity checks that concern that cell]}."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for check in checks or []:
+        if not check.get("passed", True):
+            out.setdefault((str(check.get("defense")), str(check.get("attack"))), []).append(str(check.get("name")))
+    return out
 
 
 def pivot(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], dict[str, Any]]]:
@@ -22,8 +33,11 @@ def pivot(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str], dict[tu
     return defenses, labels, {(r["defense"], r["label"]): r for r in rows}
 
 
-def markdown_table(rows: Sequence[dict[str, Any]], *, title: str = "") -> str:
+def markdown_table(rows: Sequence[dict[str, Any]], *, title: str = "",
+                   checks: Sequence[dict[str, Any]] | None = None) -> str:
+    """The pivoted table; a cell whose sanity check (in `checks`) failed carries FLAG and a footnote."""
     defenses, labels, cells = pivot(rows)
+    flagged = failed_checks(checks)
     lines = [f"### {title}", ""] if title else []
     lines.append("| defense | " + " | ".join(labels) + " |")
     lines.append("|---" * (len(labels) + 1) + "|")
@@ -35,7 +49,8 @@ def markdown_table(rows: Sequence[dict[str, Any]], *, title: str = "") -> str:
                 out.append("-")
             else:
                 out.append(f"{row['error']:.2f}" + (" (seen)" if row.get("seen") else "")
-                           + (" (lower bound)" if row.get("lower_bound") else ""))
+                           + (" (lower bound)" if row.get("lower_bound") else "")
+                           + (f" {FLAG}" if (defense, label) in flagged else ""))
         lines.append(f"| {defense} | " + " | ".join(out) + " |")
     n = sorted({r["n"] for r in rows})
     lines += ["", f"Error rates (%), lower is better; n = {', '.join(map(str, n))} images; "
@@ -43,26 +58,35 @@ def markdown_table(rows: Sequence[dict[str, Any]], *, title: str = "") -> str:
     if any(r.get("lower_bound") for r in rows):
         lines.append("'(lower bound)': the attack had not converged (sanity check `iterations` or the "
                      "convergence curve), so the true error may be higher.")
+    for (defense, label), names in flagged.items():
+        lines.append(f"'{FLAG}' {defense} / {label}: failed sanity check {', '.join(names)}; the number may be "
+                     "wrong (see the checks below the table).")
     return "\n".join(lines) + "\n"
 
 
-def csv_text(rows: Sequence[dict[str, Any]]) -> str:
+def csv_text(rows: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]] | None = None) -> str:
+    flagged = failed_checks(checks)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS})
+        failed = ";".join(flagged.get((row.get("defense"), row.get("label")), []))
+        writer.writerow({**{k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS},
+                         "failed_checks": failed})
     return buffer.getvalue()
 
 
-def write_tables(directory: Path, stem: str, record: dict[str, Any]) -> dict[str, str]:
-    """record.json + .csv + .md for `record["rows"]` in `directory`; returns the paths."""
+def write_tables(directory: Path, stem: str, record: dict[str, Any], *,
+                 workspace: Workspace | None = None) -> dict[str, str]:
+    """record.json + .csv + .md for `record["rows"]` in `directory`; returns the paths. With `workspace`, the
+    JSON stores paths relative to its root (the returned record keeps them absolute)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"json": directory / f"{stem}.json", "csv": directory / f"{stem}.csv", "markdown": directory / f"{stem}.md"}
     record["files"] = {k: str(v) for k, v in paths.items()}
-    write_json_atomic(paths["json"], record)
-    for kind, text in (("csv", csv_text(record["rows"])),
-                       ("markdown", markdown_table(record["rows"], title=record.get("title", "")))):
+    write_json_atomic(paths["json"], workspace.relative_paths(record) if workspace else record)
+    checks = record.get("sanity")
+    for kind, text in (("csv", csv_text(record["rows"], checks)),
+                       ("markdown", markdown_table(record["rows"], title=record.get("title", ""), checks=checks))):
         with atomic_path(paths[kind]) as tmp:
             Path(tmp).write_text(text)
     return {k: str(v) for k, v in paths.items()}

@@ -101,7 +101,7 @@ def detect(
     json_path = ws.artifact("detection", f"{meta.name}-{entry.key}-{attack}", spec, "json")
     png_path = json_path.with_suffix(".png")
     if json_path.exists() and png_path.exists():
-        record = read_json_record(json_path, "detection record")
+        record = ws.located_paths(read_json_record(json_path, "detection record"))  # stored relative to the workspace
         record["reused"] = True
         return record
 
@@ -181,7 +181,7 @@ def detect(
     save_roc_png(png_path, curves, f"{entry.key} detector on {meta.name}")
     record.update({"path": str(json_path), "roc_path": str(png_path),
                    "seconds": round(time.perf_counter() - start, 2), "reused": False})
-    write_json_atomic(json_path, record)
+    write_json_atomic(json_path, ws.relative_paths(record))
     return record
 
 

@@ -1,51 +1,118 @@
-"""`arnkit report`: one markdown page (and an HTML rendering of it) gathering a workspace's targets, trained
-defenses, evaluation tables with their sanity checks and figures, and detection results."""
+"""`arnkit report`: one markdown page, and ONE self-contained HTML file rendered from it, gathering a
+workspace's targets, trained defenses, evaluation tables (with their budget, iterations, n, threat model,
+date, failed self-checks and the paper's numbers) and figures, and detection results.
+
+Every path a record holds is read through `Workspace.locate`: records store paths relative to the workspace,
+and an absolute path written by an older arnkit (or in the workspace this one was copied from) is re-rooted
+here, so a copied workspace reports its own files. A record that cannot be read is listed under "Damaged
+artifacts" with its fix, never dropped in silence; the report is still written."""
 
 from __future__ import annotations
 
-import html
 import json
 import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import arnkit
 from arnkit.errors import ArnkitError
-from arnkit.evaluation.tables import markdown_table
+from arnkit.evaluation import paper_numbers
+from arnkit.evaluation.tables import FLAG, failed_checks, pivot
 from arnkit.io import atomic_path
+from arnkit.pipeline import report_html
 from arnkit.workspace import Workspace
 
-
-def _records(folder: Path, pattern: str) -> list[dict[str, Any]]:
-    out = []
-    for path in sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime):
-        try:
-            out.append({**json.loads(path.read_text()), "_file": str(path)})
-        except (OSError, json.JSONDecodeError):
-            continue  # a half-written or foreign file is skipped, not fatal
-    return out
+RERUN = {"targets": "rerun `arnkit target train`", "defenses": "rerun `arnkit train`",
+         "evaluations": "rerun `arnkit evaluate`", "detection": "rerun `arnkit detect`"}
 
 
-def _rel(path: str | None, base: Path) -> str:
-    return os.path.relpath(path, base) if path else ""
+@dataclass
+class Gathered:
+    """What one report reads: the workspace, where the markdown goes, and what could not be read."""
+
+    ws: Workspace
+    base: Path  # the markdown's folder: figure links are relative to it
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (file relative to the workspace, problem + fix)
+
+    def name(self, path: Path) -> str:
+        return self.ws.relative(path)
+
+    def damage(self, path: Path, problem: str) -> None:
+        kind = Path(self.name(path)).parts[0] if not Path(self.name(path)).is_absolute() else ""
+        self.damaged.append((self.name(path), f"{problem}; delete it or {RERUN.get(kind, 'rerun the command')}"))
+
+    def records(self, folder: str, pattern: str) -> list[tuple[Path, dict[str, Any]]]:
+        """(path, record) of each JSON file, oldest first; an unreadable one is recorded as damaged."""
+        paths = sorted((self.ws.root / folder).glob(pattern), key=lambda p: (p.stat().st_mtime, p.name))
+        out = []
+        for path in paths:
+            try:
+                record = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                self.damage(path, f"not valid JSON (line {exc.lineno}, column {exc.colno})")
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                self.damage(path, f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})")
+                continue
+            if not isinstance(record, dict):
+                self.damage(path, f"holds a JSON {type(record).__name__}, not a record")
+                continue
+            out.append((path, record))
+        return out
+
+    def figure(self, alt: str, stored: str | None) -> list[str]:
+        """A markdown image line for a figure path read from a record (missing file: listed as damaged)."""
+        if not stored:
+            return []
+        path = self.ws.locate(stored)
+        if not path.is_file():
+            self.damage(path, f"figure '{alt}' is missing")
+            return []
+        return [f"![{alt}]({Path(os.path.relpath(path, self.base)).as_posix()})", ""]
 
 
-def _targets(ws: Workspace) -> list[str]:
-    rows = [f"| {r.get('dataset')} | {r.get('model')} | {100 * r.get('test_error', 0):.2f} | {r.get('fingerprint')} |"
-            for r in _records(ws.root / "targets", "*.json")]
-    return ["## Targets", "", "| dataset | model | clean error (%) | fingerprint |", "|---|---|---|---|", *rows, ""]
+def _date(record: dict[str, Any], path: Path) -> str:
+    """The record's UTC date (`created`), or its file's modification time for records older than the field."""
+    created = record.get("created")
+    if created:
+        return str(created).replace("T", " ").replace("Z", " UTC")
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
 
 
-def _defenses(ws: Workspace) -> list[str]:
+def percent(fraction: Any, digits: int = 1) -> str:
+    """A rate stored as a fraction, in % (`0.8625` -> `86.2%`); '-' when absent."""
+    return "-" if fraction is None else f"{100 * float(fraction):.{digits}f}%"
+
+
+def auc_text(auc: Any) -> str:
+    """An AUC with 3 decimals (`0.8600000000000001` -> `0.860`); '-' when absent."""
+    return "-" if auc is None else f"{float(auc):.3f}"
+
+
+# -------------------------------------------------------------------------------------------- sections ---
+
+def _targets(g: Gathered) -> list[str]:
+    lines = ["## Targets", "", "| dataset | model | clean error (%) | fingerprint |", "|---|---|---|---|"]
+    for _, r in g.records("targets", "*.json"):
+        error = r.get("test_error")
+        lines.append(f"| {r.get('dataset')} | {r.get('model')} | "
+                     f"{'-' if error is None else f'{100 * float(error):.2f}'} | {r.get('fingerprint')} |")
+    return lines + [""]
+
+
+def _defenses(g: Gathered) -> list[str]:
     """Every trained defense of any recipe, through its typed record (options differ per recipe)."""
     from arnkit.runs.defense_record import DefenseRecord
 
     lines = ["## Trained defenses", "", "| dataset | defense | kind | seen | options | train s | fingerprint |",
              "|---|---|---|---|---|---|---|"]
-    for raw in _records(ws.root / "defenses", "*.d/record.json"):
+    for path, raw in g.records("defenses", "*.d/record.json"):
         try:
-            r = DefenseRecord.from_dict({k: v for k, v in raw.items() if k != "_file"})
-        except ArnkitError:
+            r = DefenseRecord.from_dict(raw)
+        except ArnkitError as exc:
+            g.damage(path, str(exc).split(";")[0])
             continue
         options = ", ".join(f"{k} {','.join(map(str, v)) if isinstance(v, list) else v}"
                             for k, v in r.options.items() if v not in (None, [], ""))
@@ -54,87 +121,130 @@ def _defenses(ws: Workspace) -> list[str]:
     return lines + [""]
 
 
-def _evaluations(ws: Workspace, base: Path) -> list[str]:
-    lines = ["## Evaluations", ""]
-    for r in _records(ws.root / "evaluations", "*.d/results.json"):
-        if not r.get("rows"):
-            continue
-        lines.append(markdown_table(r["rows"], title=r.get("title", "evaluation")))
-        lines.append(f"Target {r.get('target', {}).get('model')} ({r.get('target', {}).get('fingerprint')}), "
-                     f"seed {r.get('seed')}, arnkit {r.get('arnkit_version')}; files: "
-                     f"`{_rel(r.get('files', {}).get('json'), base)}`.")
-        lines.append("")
-        for check in r.get("sanity", []):
-            verdict = "pass" if check["passed"] else "**FLAG**"
-            lines.append(f"- sanity `{check['name']}` ({check['defense']}, {check['attack']}): {verdict}, "
-                         f"{check['value']} (expected {check['expected']}) {check['detail']}")
-        for key in ("grid_png", "ablation_png", "matrix_png"):
-            if r.get(key):
-                lines += ["", f"![{key}]({_rel(r[key], base)})"]
-        lines.append("")
+def _budget_line(r: dict[str, Any], default_eps: float | None) -> str:
+    """Budget, iterations, n, threat model: what the table's numbers were measured under."""
+    columns = []
+    for attack in r.get("attacks") or []:
+        params = attack.get("params") or {}
+        eps = params.get("eps")
+        counts = [c for c in attack.get("iterations") or [] if c is not None]
+        budget = f"eps {eps:g}" if isinstance(eps, int | float) else "default budget"
+        columns.append(f"{attack.get('label')}: {budget}, "
+                       + (f"{'/'.join(map(str, counts))} iterations" if counts else "default iterations"))
+    default = f"L-inf eps {default_eps:g}" if default_eps is not None else "the dataset's"
+    return (f"Threat model **{r.get('threat_model')}**; n = {r.get('n')} test images; default budget {default}; "
+            + "; ".join(columns) + ".")
+
+
+def _cells(g: Gathered, r: dict[str, Any]) -> list[str]:
+    """The error table with the paper's value beside ours (gray box only) and failed checks flagged."""
+    rows = r["rows"]
+    defenses, labels, cells = pivot(rows)
+    seen = {d.get("name"): d.get("seen") or [] for d in r.get("defenses") or [] if isinstance(d, dict)}
+    flagged = failed_checks(r.get("sanity"))
+    compare = r.get("threat_model") == "gray"
+    any_paper = False
+    lines = ["| defense | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for defense in defenses:
+        out = []
+        for label in labels:
+            row = cells.get((defense, label))
+            if row is None:
+                out.append("-")
+                continue
+            text = f"{float(row['error']):.2f}" + (" (seen)" if row.get("seen") else "") \
+                + (" (lower bound)" if row.get("lower_bound") else "")
+            paper = paper_numbers.paper_error(str(r.get("dataset")), defense, label, seen.get(defense, [])) \
+                if compare else None
+            if paper is not None:
+                any_paper = True
+                text += f" (paper {paper:g})"
+            if (defense, label) in flagged:
+                text += f" {FLAG}"
+            out.append(text)
+        lines.append(f"| {defense} | " + " | ".join(out) + " |")
+    lines += ["", "Error rates (%), lower is better; '(seen)': an attack the defense was trained on."]
+    if any_paper:
+        lines.append("'(paper x)': the paper's gray-box value for the same defense and column (its Tables 1-2 or "
+                     "LISA table, on its own test set; `arnkit/evaluation/paper_numbers.py`).")
+    for (defense, label), names in flagged.items():
+        lines.append(f"'{FLAG}' {defense} / {label}: failed self-check {', '.join(names)}; this number may be wrong.")
     return lines
 
 
-def _detections(ws: Workspace) -> list[str]:
-    lines = ["## Detection", "", "| dataset | method | attack | AUC | restored recall | adaptive AUC |",
-             "|---|---|---|---|---|---|"]
-    for r in _records(ws.root / "detection", "*.json"):
-        restored = (r.get("restored") or {}).get("recall", "-")
-        adaptive = (r.get("adaptive") or {}).get("auc", "-")
-        lines.append(f"| {r.get('dataset')} | {r.get('method')} | {r.get('attack')} | {r.get('auc')} | {restored} | "
-                     f"{adaptive} |")
-    return lines + [""]
+def _evaluations(g: Gathered) -> list[str]:
+    from arnkit import data
 
-
-def _html(markdown: str) -> str:
-    """A dependency-free rendering: tables, headings, images and lists; everything else as paragraphs."""
-    out, table = [], []
-
-    def flush() -> None:
-        if table:
-            cells = [[html.escape(c.strip()) for c in row.strip("|").split("|")] for row in table
-                     if not set(row.replace("|", "").strip()) <= {"-"}]
-            head, *body = cells
-            out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in body)
-                       + "</table>")
-            table.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            table.append(line)
+    lines = ["## Evaluations", ""]
+    for path, r in g.records("evaluations", "*.d/results.json"):
+        if not isinstance(r.get("rows"), list) or not r["rows"]:
+            g.damage(path, "has no result rows")
             continue
-        flush()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
-        elif line.startswith("![") and "](" in line:
-            src = line[line.index("](") + 2:-1]
-            out.append(f'<img src="{html.escape(src)}" style="max-width:100%">')
-        elif line.startswith("- "):
-            out.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.strip():
-            out.append(f"<p>{html.escape(line)}</p>")
-    flush()
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>arnkit report</title><style>"
-            "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>" + "\n".join(out) + "</body></html>\n")
+        try:
+            default_eps = data.info(str(r.get("dataset")), data_dir=g.ws.data_dir).eps
+        except ArnkitError:
+            default_eps = None
+        date, folder = _date(r, path), path.parent.name
+        lines += [f"### {r.get('title', 'evaluation')}: n = {r.get('n')}, {date}", "",
+                  _budget_line(r, default_eps), "", *_cells(g, r), ""]
+        target = r.get("target") or {}
+        lines += [f"Target {target.get('model')} ({target.get('fingerprint')}), seed {r.get('seed')}, "
+                  f"arnkit {r.get('arnkit_version')}; files: `evaluations/{folder}/`.", ""]
+        for check in r.get("sanity") or []:
+            verdict = "pass" if check.get("passed") else f"**FAILED** ({FLAG} in the table)"
+            lines.append(f"- self-check `{check.get('name')}` ({check.get('defense')}, {check.get('attack')}): "
+                         f"{verdict}, {check.get('value')} (expected {check.get('expected')}) {check.get('detail', '')}")
+        lines.append("")
+        curves = r.get("convergence") or {}
+        for alt, stored in (("image grid", r.get("grid_png")), ("ablation", r.get("ablation_png")),
+                            ("seen/unseen matrix", r.get("matrix_png")),
+                            ("convergence: error vs iterations", curves.get("iterations_png")),
+                            ("convergence: error vs eps", curves.get("eps_png"))):
+            lines += g.figure(f"{alt} ({folder})", stored)
+    return lines
+
+
+def _detections(g: Gathered) -> list[str]:
+    lines = ["## Detection", "",
+             "AUC on held-out images, 0-1 with 3 decimals; recall and false-positive rate in %.", "",
+             "| dataset | method | attack | AUC | recall (adversarial) | false positives | restored recall | "
+             "adaptive AUC | date |", "|---|---|---|---|---|---|---|---|---|"]
+    figures = []
+    for path, r in g.records("detection", "*.json"):
+        restored, adaptive = r.get("restored") or {}, r.get("adaptive") or {}
+        lines.append(f"| {r.get('dataset')} | {r.get('method')} | {r.get('attack')} | {auc_text(r.get('auc'))} | "
+                     f"{percent(r.get('recall_adversarial'))} | {percent(r.get('false_positive_rate'))} | "
+                     f"{percent(restored.get('recall'))} | {auc_text(adaptive.get('auc'))} | {_date(r, path)} |")
+        figures += g.figure(f"ROC: {r.get('method')} on {r.get('dataset')}, {r.get('attack')}",
+                            r.get("roc_path") or str(path.with_suffix(".png")))
+    return lines + ["", *figures]
+
+
+def _damaged(g: Gathered) -> list[str]:
+    lines = ["## Damaged artifacts", ""]
+    if not g.damaged:
+        return lines + ["None: every record and figure could be read.", ""]
+    lines.append("These files could not be read, so their results are missing below.")
+    lines.append("")
+    return lines + [f"- `{name}`: {problem}" for name, problem in g.damaged] + [""]
 
 
 def build_report(workspace: str | Path | None = None, output: str | Path | None = None) -> dict[str, Any]:
-    """Write report.md and report.html for the workspace; return their paths."""
+    """Write report.md and the self-contained report.html for the workspace; return their paths."""
     ws = Workspace.resolve(workspace)
     if not ws.root.exists():
         raise ArnkitError(f"workspace {ws.root} does not exist; run `arnkit train` or `arnkit evaluate` first")
-    md_path = Path(output) if output else ws.root / "report.md"
-    base = md_path.parent
-    sections = [_targets(ws), _defenses(ws), _evaluations(ws, base), _detections(ws)]
-    text = "\n".join([f"# arnkit report: {ws.root}", "", f"arnkit {arnkit.__version__}.", ""]
-                     + [line for section in sections for line in section])
+    md_path = Path(output).resolve() if output else ws.root / "report.md"
+    g = Gathered(ws, md_path.parent)
+    sections = [_targets(g), _defenses(g), _evaluations(g), _detections(g)]
+    head = [f"# arnkit report: workspace `{ws.root.name}`", "",
+            f"Made {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by arnkit {arnkit.__version__}.", ""]
+    text = "\n".join(head + _damaged(g) + [line for section in sections for line in section])
     with atomic_path(md_path) as tmp:
         Path(tmp).write_text(text)
     html_path = md_path.with_suffix(".html")
     with atomic_path(html_path) as tmp:
-        Path(tmp).write_text(_html(text))
-    return {"markdown": str(md_path), "html": str(html_path), "sections": len(sections),
-            "evaluations": len(_records(ws.root / "evaluations", "*.d/results.json"))}
+        Path(tmp).write_text(report_html.render(text, md_path.parent, f"arnkit report: {ws.root.name}"))
+    return {"markdown": str(md_path), "html": str(html_path), "sections": len(sections) + 1,
+            "evaluations": len(list((ws.root / "evaluations").glob("*.d/results.json"))),
+            "damaged": [{"file": name, "problem": problem} for name, problem in g.damaged]}

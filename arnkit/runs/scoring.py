@@ -22,6 +22,7 @@ from arnkit.errors import ArnkitError
 from arnkit.evaluation import figures, metrics, tables
 from arnkit.runs.adversarial import craft_set
 from arnkit.runs.context import RunContext
+from arnkit.workspace import Workspace
 
 GRID_IMAGES = 8
 DEFAULT_LIMIT = 1000
@@ -96,10 +97,14 @@ def grid_png(out_dir: Path, classifier: Any, grid: dict[str, np.ndarray], title:
     return str(figures.image_grid_png(out_dir / "grid.png", grid, captions=captions, title=title))
 
 
-def write_results(out_dir: Path, record: dict[str, Any], started: float) -> dict[str, Any]:
-    """Stamp the wall time since `started` and write the tables (results.json, .csv, .md)."""
+def write_results(out_dir: Path, record: dict[str, Any], started: float,
+                  workspace: Workspace | None = None) -> dict[str, Any]:
+    """Stamp the wall time since `started` and the date, and write the tables (results.json, .csv, .md);
+    results.json stores paths relative to the workspace (`out_dir` is `<workspace>/evaluations/<name>.d`)."""
     record["seconds"] = round(time.perf_counter() - started, 2)
-    record["files"] = tables.write_tables(out_dir, "results", record)
+    record.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    workspace = workspace or Workspace(Path(out_dir).resolve().parent.parent)
+    record["files"] = tables.write_tables(out_dir, "results", record, workspace=workspace)
     return record
 
 
@@ -175,7 +180,7 @@ def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys
     if grid_source is not None:
         record["grid_png"] = grid_png(out_dir, classifier, grid_rows(x, grid_source, restored_for_grid),
                                       f"{keys[0]} ({threat}); captions: predicted class")
-    return write_results(out_dir, record, started)
+    return write_results(out_dir, record, started, ws)
 
 
 def closing_report(ctx: RunContext, defense: ResolvedDefense, attack_keys: list[str], *, limit: int | None,
