@@ -290,6 +290,12 @@ class RichProgress:
             self._progress = None
 
 
+DefenseKindOpt = Annotated[
+    str | None,
+    typer.Option("--defense-kind", help="What a --defense file without an arnkit header is: preprocessor or "
+                                        "classifier (default: a pre-processor, when its shapes and [0, 1] outputs "
+                                        "fit one).")]
+
 # ------------------------------------------------------------------------------------ --target (yours) ---
 
 TargetOpt = Annotated[

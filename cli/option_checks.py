@@ -35,6 +35,9 @@ def check_options(kwargs: dict[str, Any], typed: set[str] | None = None) -> None
         value = kwargs.get(name)
         if value is not None and int(value) < 0:
             raise ArnkitError(f"{_flag(name)} must be >= 0 (0 = the whole split), got {value}")
+    kind = kwargs.get("defense_kind")
+    if kind is not None and kind not in ("preprocessor", "classifier"):
+        raise ArnkitError(f"--defense-kind takes preprocessor or classifier, got '{kind}'")
     _check_attack_names(kwargs)
     _check_defense_names(kwargs)
     _check_writable(kwargs)
