@@ -164,5 +164,15 @@ def load_model(path: str | os.PathLike, *, custom_objects: dict | None = None) -
     try:
         return keras.saving.load_model(path, custom_objects=custom_objects, safe_mode=True, compile=False)
     except Exception as exc:  # keras raises many types for a broken or hostile archive
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArnkitError(f"cannot load {path.name} safely ({first[:200]}); re-export the model as .keras") from None
+        raise ArnkitError(unloadable_reason(path.name, str(exc) or type(exc).__name__)) from None
+
+
+def unloadable_reason(name: str, message: str) -> str:
+    """One whole line for a model keras would not load. A Lambda layer is Python code that safe_mode will not
+    run: re-saving keeps it, so the fix is to rebuild without it. Otherwise keras's first sentence, whole."""
+    if "Lambda" in message:
+        return (f"cannot load {name} safely: it contains a Lambda layer, whose Python code arnkit does not run; "
+                "rebuild the model with built-in layers instead of the Lambda and save it again")
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    sentence = first.split(". ")[0].rstrip(".")
+    return f"cannot load {name} safely ({sentence}); re-export the model as .keras"

@@ -60,7 +60,7 @@ def handle_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            _preflight(kwargs)
+            _preflight(kwargs, func)
             if getattr(wrapper, "needs_tensorflow", True):
                 _check_backend(wrapper)
             return func(*args, **kwargs)
@@ -109,9 +109,9 @@ def _check_backend(wrapper) -> None:
         backend.require_tensorflow(f"`arnkit {_command(wrapper)}`")
 
 
-def _preflight(kwargs: dict[str, Any]) -> None:
-    """Fail fast (before the seconds-long TF import) when the command's dataset is unknown or not on disk, or
-    a progress setting is off."""
+def _preflight(kwargs: dict[str, Any], func: Any = None) -> None:
+    """Fail fast (before the seconds-long TF import) when the command's dataset is unknown or not on disk, a
+    progress setting is off, or an option cannot work (`option_checks`: counts, limits, names, output paths)."""
     _progress_settings()
     if isinstance(kwargs.get("dataset"), str):
         from arnkit import data
@@ -121,6 +121,20 @@ def _preflight(kwargs: dict[str, Any]) -> None:
         reason = data.availability(kwargs["dataset"], Workspace.resolve(kwargs.get("workspace")).data_dir)
         if reason is not None:
             raise ArnkitError(reason)
+    from arnkit_cli.option_checks import check_options
+
+    check_options(kwargs, typed=_typed(kwargs, func))
+
+
+def _typed(kwargs: dict[str, Any], func: Any) -> set[str]:
+    """The options whose value differs from the command's default: only those can be "too large" for a split
+    (a default is clamped to the data it runs on)."""
+    import inspect
+
+    if func is None:
+        return set(kwargs)
+    params = inspect.signature(func).parameters
+    return {name for name, value in kwargs.items() if name not in params or params[name].default != value}
 
 
 def emit_json(obj: Any) -> None:
@@ -275,6 +289,12 @@ class RichProgress:
             self._progress.stop()
             self._progress = None
 
+
+DefenseKindOpt = Annotated[
+    str | None,
+    typer.Option("--defense-kind", help="What a --defense file without an arnkit header is: preprocessor or "
+                                        "classifier (default: a pre-processor, when its shapes and [0, 1] outputs "
+                                        "fit one).")]
 
 # ------------------------------------------------------------------------------------ --target (yours) ---
 

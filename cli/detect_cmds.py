@@ -9,6 +9,7 @@ import typer
 
 from arnkit.detection import DETECTORS
 from arnkit_cli.common import (
+    DefenseKindOpt,
     InputScaleOpt,
     JsonOpt,
     SeedOpt,
@@ -40,6 +41,7 @@ def detect(
         "--defense", help="A defense file (.keras): a pre-processor, whose restored images are also scored, or a "
                           "robust classifier, which the detector guards instead of the target. Default: the "
                           "newest trained pre-processor in the workspace, if any.")] = None,
+    defense_kind: DefenseKindOpt = None,
     adaptive_limit: Annotated[int, typer.Option(
         "--adaptive-limit", help="Images for the high-confidence attack check; 0 = skip it.")] = 300,
     target: TargetOpt = None,
@@ -57,6 +59,7 @@ def detect(
     get(method)  # an unknown method fails before any training
     result = run_detect(method, dataset, attack, limit=limit, seed=seed, workspace=workspace,
                         progress=make_progress(json_out), defense_path=defense,
+                        defense_kind=defense_kind,
                         adaptive_limit=adaptive_limit, **target_options(target, input_scale, logits))
     if json_out:
         emit_json(result)

@@ -9,6 +9,7 @@ import typer
 
 from arnkit.evaluation.threat_models import THREAT_MODELS
 from arnkit_cli.common import (
+    DefenseKindOpt,
     InputScaleOpt,
     JsonOpt,
     SeedOpt,
@@ -42,6 +43,7 @@ def evaluate(
     defense: Annotated[str, typer.Option(
         "--defense", help="Comma list: none, a defense key (arn: the newest full ARN, trained if missing) or "
                           "paths of exported .keras defenses (pre-processors or robust classifiers).")] = "none,arn",
+    defense_kind: DefenseKindOpt = None,
     threat_model: Annotated[str, typer.Option(
         "--threat-model", "-t", help=f"One of: {', '.join(THREAT_MODELS)}.")] = "gray",
     limit: Annotated[int | None, typer.Option(
@@ -80,7 +82,7 @@ def evaluate(
     a PNG grid of adversarial vs restored images in the workspace."""
     from arnkit.pipeline.evaluate import run_evaluation
 
-    result = run_evaluation(dataset, attack, defenses=defense, threat_model=threat_model, limit=limit,
+    result = run_evaluation(dataset, attack, defenses=defense, defense_kind=defense_kind, threat_model=threat_model, limit=limit,
                             iterations=iterations, restarts=restarts, convergence_curves=convergence,
                             max_iterations=max_iterations, surrogate=surrogate, target_model=target_model,
                             ablation=ablation, matrix=matrix, train_steps=train_steps, sanity_checks=sanity,

@@ -77,7 +77,9 @@ def train(
     roa: Annotated[str | None, typer.Option("--roa", help="doa: the rectangle, HxW pixels (7x7, or 9x5).")] = None,
     guide_layer: Annotated[str | None, typer.Option(
         "--guide-layer", help="hgd: logits (LGD, default) or a target layer name (FGD).")] = None,
-    eval_limit: Annotated[int, typer.Option("--eval-limit", help="Test images for the closing report.")] = 1000,
+    eval_limit: Annotated[int | None, typer.Option(
+        "--eval-limit", help="Test images for the closing report (default: 1000, or the test split if smaller).")
+                          ] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="arn: write TensorBoard logs.")] = False,
     target: TargetOpt = None,
     input_scale: InputScaleOpt = None,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from arnkit import backend
+from arnkit.data.base import pixel_range_fix
 from arnkit.errors import ArnkitError
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ def validate_inputs(x: Any, y: Any, *, num_classes: int | None = None) -> tuple[
         raise ArnkitError("images contain NaN or Inf; clean the input before attacking")
     if x.size and (x.min() < 0.0 or x.max() > 1.0):
         raise ArnkitError(
-            f"images must be in [0,1], got range [{x.min():.3g}, {x.max():.3g}]; divide uint8 images by 255"
+            f"images must be in [0, 1], got range [{x.min():.3g}, {x.max():.3g}]; "
+            f"{pixel_range_fix(float(x.min()), float(x.max()))}"
         )
     if y.ndim != 1 or len(y) != len(x):
         raise ArnkitError(f"labels must have shape ({len(x)},) to match the images, got {y.shape}")

@@ -11,6 +11,16 @@ import numpy as np
 from arnkit.data.budgets import Budgets
 from arnkit.errors import ArnkitError
 
+
+def pixel_range_fix(low: float, high: float) -> str:
+    """What to do with images whose values span [low, high] instead of [0, 1]: the seen range decides, so
+    centred images are not told to divide by 255."""
+    if low >= 0.0 and high <= 255.0:
+        return "divide 0-255 images by 255"
+    if low >= -1.0 and high <= 1.0:
+        return f"shift them into [0, 1]: (x - ({low:.3g})) / ({high:.3g} - ({low:.3g})), or (x + 1) / 2 for [-1, 1]"
+    return "rescale them into [0, 1]: (x - x.min()) / (x.max() - x.min())"
+
 SPLITS = ("train", "test")
 
 

@@ -118,6 +118,10 @@ class _Files:
     def _inside(self, name: str) -> Path:
         target = (self.path / name).resolve()
         if not target.is_relative_to(self.path.resolve()):  # a crafted CSV must not read outside the folder
+            link = _first_link(self.path, name)
+            if link is not None:  # the CSV is fine; the image file is a symlink out of the folder
+                raise ArnkitError(f"{link} is a symbolic link to {link.resolve()}, outside {self.path}; arnkit reads "
+                                  "images inside the folder only: replace the link with a copy of the image")
             raise ArnkitError(f"{ANNOTATIONS} points outside {self.path} ({name}); use the original LISA archive")
         return target
 
@@ -341,3 +345,13 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:  # missing or not empty: leave it
         pass
+
+
+def _first_link(root: Path, name: str) -> Path | None:
+    """The first symlink on the way from `root` to `root / name`, or None."""
+    path = root
+    for part in Path(name).parts:
+        path = path / part
+        if path.is_symlink():
+            return path
+    return None

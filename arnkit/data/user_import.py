@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from arnkit.data import budgets
+from arnkit.data.base import pixel_range_fix
 from arnkit.data.user import (
     ARRAYS,
     BUDGET_RULE,
@@ -282,8 +283,9 @@ def _images(x: np.ndarray, key: str) -> np.ndarray:
     if not np.isfinite(x).all():
         raise ArnkitError(f"{key} has NaN or infinite values; clean them first")
     if x.min() < 0.0 or x.max() > 1.0:
-        raise ArnkitError(f"{key} has float values outside [0, 1] (min {float(x.min()):.4g}, max "
-                          f"{float(x.max()):.4g}); divide 0-255 images by 255 or store them as uint8")
+        raise ArnkitError(f"{key} has float values outside [0, 1] (range [{float(x.min()):.4g}, "
+                          f"{float(x.max()):.4g}]; expected [0, 1]); "
+                          f"{pixel_range_fix(float(x.min()), float(x.max()))}")
     return x.astype(np.float32)
 
 

@@ -79,3 +79,44 @@ def load_defense_file(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     if header is None:
         header = {"kind": infer_kind(model), "key": None, "dataset": None, "inferred": True}
     return model, header
+
+
+# A pre-processor's outputs may overshoot [0, 1] by float rounding only.
+RANGE_TOLERANCE = 1e-3
+KIND_FLAG = "--defense-kind"
+
+
+def check_headerless(model: Any, path: str | os.PathLike, kind: str | None, shape: tuple[int, ...] | None) -> str:
+    """The kind of a `.keras` file with no arnkit header, or one line saying why it is no defense.
+
+    Without a header only the shapes speak, and an untrained plain classifier has the shapes of a robust one:
+    so a header-less file is taken as a classifier only when the user says so (`kind`), and as a pre-processor
+    only when it maps images to images of the same shape whose values stay in [0, 1] on a probe batch."""
+    name = Path(path).name
+    inferred = infer_kind(model)
+    if kind is not None and kind not in KINDS:
+        raise ArnkitError(f"{KIND_FLAG} takes {' or '.join(KINDS)}, got '{kind}'")
+    if inferred == "classifier" and kind != "classifier":
+        raise ArnkitError(f"{name} has no arnkit header and maps images to a vector {tuple(model.output_shape[1:])}: "
+                          f"a classifier, not a pre-processor; if it is a robust classifier pass {KIND_FLAG} "
+                          "classifier, else pass an arnkit-exported defense")
+    if inferred == "preprocessor" and kind == "classifier":
+        raise ArnkitError(f"{name} maps images to images of the same shape, so it is no classifier; drop "
+                          f"{KIND_FLAG} classifier (it is taken as a pre-processor)")
+    if inferred == "preprocessor" and shape is not None:
+        low, high = probe_range(model, shape)
+        if low < -RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE:
+            raise ArnkitError(f"{name} is not a pre-processor of images in [0, 1]: on a probe batch its outputs "
+                              f"span [{low:.3g}, {high:.3g}]; make it end in [0, 1] (a sigmoid, or a clip) and "
+                              "save it again")
+    return inferred
+
+
+def probe_range(model: Any, shape: tuple[int, ...]) -> tuple[float, float]:
+    """(min, max) of `model`'s outputs on a fixed probe batch in [0, 1]: black, white and uniform noise."""
+    import numpy as np
+
+    noise = np.random.default_rng(0).uniform(0.0, 1.0, size=(14, *shape)).astype("float32")
+    batch = np.concatenate([np.zeros((1, *shape), "float32"), np.ones((1, *shape), "float32"), noise])
+    out = np.asarray(model.predict(batch, verbose=0), dtype="float64")
+    return float(out.min()), float(out.max())

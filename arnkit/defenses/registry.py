@@ -173,10 +173,13 @@ def load_record(record: DefenseRecord | dict[str, Any], dataset: DatasetInfo | N
     return get(record.key).load(record, dataset)
 
 
-def load_file(path: str | os.PathLike, dataset: str | DatasetInfo | None = None) -> tuple[Defense, DefenseRecord]:
-    """A defense given by path: an exported `.keras` file (its header, else its shapes, give its kind) or an
-    `arnkit train` run folder. The record beside the file, when there is one, supplies seen attacks etc.
-    `dataset` (a name, or the run's info) refuses one made for another dataset or image shape."""
+def load_file(path: str | os.PathLike, dataset: str | DatasetInfo | None = None,
+              kind: str | None = None) -> tuple[Defense, DefenseRecord]:
+    """A defense given by path: an exported `.keras` file (its header gives its kind; a header-less file is a
+    classifier only when `kind` says so, a pre-processor when its shapes and output range fit one:
+    `files.check_headerless`) or an `arnkit train` run folder. The record beside the file, when there is one,
+    supplies seen attacks etc. `dataset` (a name, or the run's info) refuses one made for another dataset or
+    image shape."""
     from arnkit.fingerprint import model_fingerprint
 
     target = Path(path)
@@ -196,7 +199,7 @@ def load_file(path: str | os.PathLike, dataset: str | DatasetInfo | None = None)
     same_file = raw is not None and Path(str(raw.get("defense_path", ""))).resolve() == target.resolve()
     if same_file:  # the record beside the file is checked before the (possibly large) model loads
         _check_dataset(path, str(raw.get("dataset") or ""), dataset)
-    model, header = _load_checked(target, dataset)
+    model, header = _load_checked(target, dataset, kind)
     if same_file:
         record = DefenseRecord.from_dict(raw)
         record.record_path = str(record_path)
@@ -222,7 +225,8 @@ def _check_dataset(path: Any, trained_for: str, dataset: str | DatasetInfo | Non
                           f"pass --dataset {trained_for} or a defense trained on {dataset}")
 
 
-def _load_checked(path: str | os.PathLike, dataset: str | DatasetInfo | None) -> tuple[Any, dict[str, Any]]:
+def _load_checked(path: str | os.PathLike, dataset: str | DatasetInfo | None,
+                  kind: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Load a defense file and refuse, in one line, one made for another dataset or image shape. The shape is
     known from the run's info, or from a built-in dataset's name (an imported dataset's name alone does not say
     which workspace holds it: its commands pass the info)."""
@@ -238,4 +242,33 @@ def _load_checked(path: str | os.PathLike, dataset: str | DatasetInfo | None) ->
         if got is not None and None not in got and got != shape:
             raise ArnkitError(f"defense {path} takes images of shape {got}, {info.name} has {shape}; "
                               f"use a defense trained on {info.name}")
+    if header.get("inferred"):
+        from arnkit.defenses.files import check_headerless
+
+        header["kind"] = check_headerless(model, path, kind, tuple(info.shape) if info is not None else None)
+    if header["kind"] == "classifier":
+        model = _through_logits(model, path, info)
     return model, header
+
+
+def _through_logits(model: Any, path: Any, info: DatasetInfo | None) -> Any:
+    """A robust classifier whose last layer is a softmax is attacked through its logits (the attacks' contract;
+    probabilities as logits make CW and PGD look like they fail), said in one warning line. Its output must
+    be one score per class of the dataset."""
+    import warnings
+
+    from arnkit.models import wrappers
+    from arnkit.runs.target_record import TargetWarning
+
+    out = tuple(getattr(model, "output_shape", ()) or ())
+    if info is not None and (len(out) != 2 or (out[1] is not None and int(out[1]) != info.num_classes)):
+        raise ArnkitError(f"defense {path} is not a classifier of the {info.num_classes} {info.name} classes: "
+                          f"its output has shape {out}, not (N, {info.num_classes}); pass a robust classifier "
+                          "trained on this dataset")
+    if not wrappers.last_softmax(model):
+        return model
+    cut = wrappers.without_softmax(model)
+    warnings.warn(f"defense {path} ends in a softmax; it is attacked through its "
+                  f"{'logits (softmax removed)' if cut is not None else 'log-probabilities'}", TargetWarning,
+                  stacklevel=2)
+    return cut if cut is not None else wrappers.log_probabilities(model)

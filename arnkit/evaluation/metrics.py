@@ -13,11 +13,17 @@ def misclassified(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Boolean mask of wrong predictions (pred: class ids or logits)."""
     pred = np.asarray(pred)
     labels = np.asarray(labels).reshape(-1)
+    if pred.ndim > 2 and len(pred) == len(labels):
+        # Per-pixel "predictions": an image-to-image model standing where a classifier should.
+        raise ArnkitError(f"the model is not a classifier: its output per image has shape {pred.shape[1:]}, where "
+                          "one vector of class scores, (N, classes), is expected; pass a classifier")
     if pred.ndim == 2:
         pred = pred.argmax(axis=1)
     pred = pred.reshape(-1)
     if pred.shape != labels.shape:
-        raise ArnkitError(f"{len(pred)} predictions for {len(labels)} labels; pass one prediction per label")
+        raise ArnkitError(f"the model is not a classifier of these images: {len(pred)} predictions for "
+                          f"{len(labels)} labels, where one class per image is expected; pass a classifier whose "
+                          "output is (N, classes)")
     return pred != labels
 
 

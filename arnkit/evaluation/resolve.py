@@ -73,10 +73,12 @@ def load_test_images(info: DatasetInfo, ws: Workspace, limit: int) -> tuple[np.n
 # ------------------------------------------------------------------------------------------ defenses ---
 
 def resolve_defenses(names: str | list[str], info: DatasetInfo, ws: Workspace, *, target_fingerprint: str,
-                     seed: int, progress: Progress, context: RunContext | None = None) -> list[ResolvedDefense]:
+                     seed: int, progress: Progress, context: RunContext | None = None,
+                     kind: str | None = None) -> list[ResolvedDefense]:
     """'none', a registry key (the newest defense of that recipe for this target, trained with its defaults
     if missing) or paths of defense files / run folders. `context`: the run context whose (user's) target a
-    missing defense is trained for (None: the workspace's zoo target)."""
+    missing defense is trained for (None: the workspace's zoo target). `kind`: what a header-less file is
+    (`--defense-kind`)."""
     from arnkit.defenses import registry
 
     dataset = info.name
@@ -102,7 +104,7 @@ def resolve_defenses(names: str | list[str], info: DatasetInfo, ws: Workspace, *
             resolved.append(_newest_or_trained(key, info, ws, target_fingerprint=target_fingerprint, seed=seed,
                                                progress=progress, context=context))
         elif key.endswith(".keras") or "/" in item or Path(item).exists():
-            defense, record = registry.load_file(item, info)
+            defense, record = registry.load_file(item, info, kind)
             resolved.append(resolved_from_record(defense, record))
         else:
             registry.get(item)  # one line naming the known defenses

@@ -62,6 +62,7 @@ def detect(
     workspace: str | Path | None = None,
     progress: Progress | None = None,
     defense_path: str | Path | None = None,
+    defense_kind: str | None = None,
     adaptive_limit: int = ADAPTIVE_LIMIT,
     target: str | Path | None = None,
     input_scale: float | None = None,
@@ -86,7 +87,7 @@ def detect(
         raise ArnkitError(f"adaptive_limit must be >= 0, got {adaptive_limit}")
     if target is not None:  # checked before the defense is looked up: the defaults are those trained for it
         ctx = with_target(ctx, path=target, input_scale=input_scale, output=target_output)
-    chosen = _resolve_defense(meta, ws, defense_path,
+    chosen = _resolve_defense(meta, ws, defense_path, kind=defense_kind,
                               target_fingerprint=ctx.target.fingerprint if target is not None else None)
     ctx = with_target(ctx)
     model, fingerprint, target_record = ctx.target.model, ctx.target.fingerprint, ctx.target.record
@@ -185,7 +186,7 @@ def detect(
     return record
 
 
-def _resolve_defense(info: Any, ws: Workspace, defense_path: str | Path | None, *,
+def _resolve_defense(info: Any, ws: Workspace, defense_path: str | Path | None, *, kind: str | None = None,
                      target_fingerprint: str | None = None) -> dict[str, Any] | None:
     """The defense in play: a given file (a pre-processor, whose restored images the detector also scores,
     or a robust classifier, which the detector guards instead of the target), else the newest trained
@@ -195,7 +196,7 @@ def _resolve_defense(info: Any, ws: Workspace, defense_path: str | Path | None, 
     from arnkit.fingerprint import model_fingerprint
 
     if defense_path is not None:
-        defense, record = registry.load_file(defense_path, info)
+        defense, record = registry.load_file(defense_path, info, kind)
         source = "argument"
     else:
         only = {"target_fingerprint": target_fingerprint} if target_fingerprint else {}

@@ -46,6 +46,7 @@ def evaluate(
     attack: str = "pgd_n",
     *,
     defenses: str | list[str] | list[ResolvedDefense] = DEFAULT_DEFENSES,
+    defense_kind: str | None = None,
     threat_model: str = "gray",
     limit: int | None = None,
     iterations: int | None = None,
@@ -105,7 +106,7 @@ def evaluate(
         resolved = list(defenses)
     else:
         resolved = resolve_defenses(defenses, info, ws, target_fingerprint=targets.defended_fingerprint, seed=seed,
-                                    progress=progress, context=ctx if targets.user else None)
+                                    progress=progress, context=ctx if targets.user else None, kind=defense_kind)
     return evaluate_plan(plan, ctx, targets, resolved, surrogate=resolved_surrogate, started=started)
 
 

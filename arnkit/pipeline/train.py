@@ -63,10 +63,25 @@ def train(dataset: str = "mnist", defense: str = "arn", *, seed: int = 0, worksp
         takes = [name for name in recipe.options if name in CLI_OPTIONS]
         raise ArnkitError(f"{flags(misplaced)} do not apply to --defense {recipe.key}; it takes {flags(takes)}")
     ctx = RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
+    _check_counts(given, ctx)
     if target is not None:
         ctx = with_target(ctx, path=target, input_scale=input_scale, output=target_output)
     return recipe.train(ctx.dataset, workspace=workspace, seed=seed, progress=progress, context=ctx,
                         **given).to_dict()
+
+
+def _check_counts(given: dict[str, Any], ctx: RunContext) -> None:
+    """Counts the user gave, checked before the target trains: a batch or step count below one, or an image
+    count past its split, is one line (a default is clamped to the split by the template instead)."""
+    for name in ("batch_size", "steps", "epochs", "attack_steps"):
+        if name in given and int(given[name]) < 1:
+            raise ArnkitError(f"--{name.replace('_', '-')} must be >= 1, got {given[name]}")
+    for name, split in (("eval_limit", "test"), ("pool_size", "train"), ("train_limit", "train")):
+        size = ctx.info.split_sizes.get(split)
+        if name in given and size and int(given[name]) > size:
+            flag = f"--{name.replace('_', '-')}"
+            raise ArnkitError(f"{flag} {given[name]} is larger than the {ctx.info.name} {split} split ({size}); "
+                              f"use {flag} 0 for all of it")
 
 
 # The recipe options `arnkit train` exposes as flags (the rest are for library callers and benchmarks).

@@ -9,12 +9,14 @@ Two kinds exist in the paper's comparisons:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 
 from arnkit.runs.defense_record import Kind
+
+if TYPE_CHECKING:  # keras is imported where used: the defense registry's names must load without TensorFlow
+    import keras
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Defense:
 
 def compose(preprocessor: Any, classifier: Any, *, name: str = "protected") -> keras.Model:
     """x -> classifier(preprocessor(x)) as one Keras model (shape taken from the classifier's input)."""
+    import keras
+
     shape = tuple(classifier.input_shape[1:])
     inputs = keras.Input(shape=shape, name="image")
     return keras.Model(inputs, classifier(preprocessor(inputs)), name=name)
@@ -82,4 +86,6 @@ def compose(preprocessor: Any, classifier: Any, *, name: str = "protected") -> k
 
 def no_defense() -> Defense:
     """The 'NONE' row of the paper's tables: the identity pre-processor."""
+    import keras
+
     return Defense(name="none", kind="preprocessor", model=keras.layers.Identity(name="identity"))
