@@ -96,7 +96,9 @@ class Workspace:
         """A copy of a record read back, with each path field (`path`, `source`, `*_path`, `*_png`, `*_csv`,
         the values of `files`) made absolute through `locate`."""
         if isinstance(obj, dict):
-            return {k: self.located_paths(v, "files" if key == "files" else k) for k, v in obj.items()}
+            # The values of `files`, `pools`, `*_files` are paths whatever their keys.
+            listing = key in ("files", "pools") or key.endswith("_files")
+            return {k: self.located_paths(v, "files" if listing else k) for k, v in obj.items()}
         if isinstance(obj, list):
             return [self.located_paths(v, key) for v in obj]
         is_path = key in ("path", "files", "source") or key.endswith(("_path", "_png", "_csv"))

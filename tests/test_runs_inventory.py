@@ -246,3 +246,23 @@ def test_listing_needs_no_tensorflow(built):
             "print(r.exit_code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["0", "False", "False"], out.stdout + out.stderr
+
+
+def test_a_copied_workspace_uses_its_own_defense_and_target(built, tmp_path):
+    """Records store paths relative to the workspace, so a copy whose original is gone still finds (and reuses,
+    without training again) its own defense and target; an old record's absolute paths are re-rooted."""
+    copy = tmp_path / "moved"
+    shutil.copytree(built, copy, symlinks=True)
+    record_path = next((copy / "defenses").glob("synthetic-*.d/record.json"))
+    stored = json.loads(record_path.read_text())
+    assert not os.path.isabs(stored["defense_path"]) and not os.path.isabs(stored["target_path"])
+    # An older arnkit wrote absolute paths of the original workspace; the copy must not need the original.
+    stored["defense_path"] = str(built / stored["defense_path"]).replace(str(built), "/gone/ws")
+    record_path.write_text(json.dumps(stored))
+    result = invoke("evaluate", "--dataset", "synthetic", "--defense", "none,apeg", "--attack", "fgsm",
+                    "--limit", "8", "--json", workspace=copy)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [d["name"] for d in out["defenses"]][:2] == ["none", "apeg"]
+    assert len(list((copy / "defenses").glob("synthetic-*.d"))) == 1  # reused, not trained again
+    assert not any(str(built) in str(v) for v in out["defenses"])

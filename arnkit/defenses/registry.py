@@ -22,9 +22,8 @@ from typing import Any
 
 from arnkit.data.base import DatasetInfo
 from arnkit.errors import ArnkitError
-from arnkit.io import read_json_record
 from arnkit.runs.defense import Defense
-from arnkit.runs.defense_record import DefenseRecord, Kind
+from arnkit.runs.defense_record import DefenseRecord, Kind, read_record
 
 
 def _resolve(target: str) -> Callable[..., Any]:
@@ -151,7 +150,7 @@ def find_defenses(workspace: Any, dataset: str, key: str | None = None, **filter
         get(key)
     found = []
     for record_path in (root / "defenses").glob(f"{dataset}-*.d/record.json"):
-        raw = read_json_record(record_path, "defense record")
+        raw = read_record(record_path)
         try:
             record = DefenseRecord.from_dict(raw)
         except (ValueError, TypeError, ArnkitError):
@@ -188,7 +187,7 @@ def load_file(path: str | os.PathLike, dataset: str | DatasetInfo | None = None,
                           f"({', '.join(REGISTRY)}) or the path of an exported .keras")
     folder = target if target.is_dir() else target.parent
     record_path = folder / "record.json"
-    raw = read_json_record(record_path, "defense record") if record_path.exists() else None
+    raw = read_record(record_path) if record_path.exists() else None
     if target.is_dir():
         if raw is None:
             raise ArnkitError(f"{path} holds no readable record.json; pass the exported .keras file instead")

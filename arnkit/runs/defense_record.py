@@ -1,6 +1,6 @@
 """The typed record every trained defense leaves in its run folder (`record.json`), whatever its recipe.
 
-    record = DefenseRecord.from_dict(read_json_record(path, "defense record"))
+    record = DefenseRecord.from_dict(read_record(path))
     record.key, record.kind, record.defense_path, record.seen, record.options["ablate"]
     write_json_atomic(path, record.to_dict())
 
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arnkit.errors import ArnkitError
-from arnkit.io import sha256_file
+from arnkit.io import read_json_record, sha256_file
+from arnkit.workspace import Workspace
 
 Kind = Literal["preprocessor", "classifier"]
 KINDS: tuple[str, ...] = ("preprocessor", "classifier")
@@ -89,3 +90,28 @@ class DefenseRecord:
             if have != wanted:
                 return False
         return True
+
+
+def read_record(record_path: str | Path) -> dict[str, Any]:
+    """A run folder's `record.json` (`<root>/defenses/<run>.d/record.json`), its paths made absolute in the
+    workspace it is read from: stored relative to the root, or absolute by an older arnkit (or in the workspace
+    this one was copied from), so a copied or moved workspace finds its own files. A damaged file is one line."""
+    record_path = Path(record_path)
+    raw = read_json_record(record_path, "defense record")
+    if not isinstance(raw, dict):
+        return raw
+    folders = record_path.resolve().parents
+    located = Workspace(folders[min(2, len(folders) - 1)]).located_paths(raw)
+    exported = Path(str(located.get("defense_path", "")))
+    beside = record_path.parent / exported.name
+    if not exported.exists() and beside.is_file():  # a run folder moved on its own, out of its workspace
+        located["defense_path"] = str(beside)
+    return located
+
+
+def write_record(record_path: str | Path, record: dict[str, Any]) -> Path:
+    """Write a run's record atomically, every path inside the workspace relative to its root."""
+    from arnkit.io import write_json_atomic
+
+    record_path = Path(record_path)
+    return write_json_atomic(record_path, Workspace(record_path.resolve().parents[2]).relative_paths(record))

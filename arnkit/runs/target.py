@@ -127,7 +127,7 @@ def _train(ctx: RunContext, name: str, recipe: TargetRecipe, n_epochs: int, seed
         train_seconds=round(seconds, 2), reused=False, arnkit_version=arnkit.__version__,
         runtime=runtime.describe(), sha256=sha256_file(path),
     )
-    write_json_atomic(record_path, result.to_dict())
+    write_json_atomic(record_path, ctx.workspace.relative_paths(result.to_dict()))
     return result
 
 

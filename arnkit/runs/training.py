@@ -21,9 +21,10 @@ import arnkit
 from arnkit import runtime
 from arnkit.errors import ArnkitError
 from arnkit.fingerprint import model_fingerprint
-from arnkit.io import building, read_json_record, sha256_file, write_json_atomic
+from arnkit.io import building, sha256_file
 from arnkit.runs.adversarial import Pools, seen_pools
 from arnkit.runs.context import RunContext
+from arnkit.runs.defense_record import read_record, write_record
 from arnkit.runs.scoring import ResolvedDefense, closing_report
 from arnkit.runs.target import with_target
 
@@ -68,7 +69,7 @@ class RunFolder:
         """The record of a finished run, else None; a damaged record, or an exported file that is not the
         recorded one, is one line (a defense is not rebuilt behind the user's back)."""
         if self.defense_path.exists() and self.record_path.exists():
-            raw = read_json_record(self.record_path, "defense record")
+            raw = read_record(self.record_path)
             recorded = raw.get("defense_sha256")
             if recorded and sha256_file(self.defense_path) != recorded:
                 raise ArnkitError(f"defense {self.defense_path} was changed after arnkit trained it (its sha256 "
@@ -164,5 +165,5 @@ def _fit_and_record(ctx: RunContext, step: FitStep, plan: RunPlan, folder: RunFo
         "target_clean_error": evaluation["clean"]["none"] / 100.0, "reused": False,
         **fit.record,
     }
-    write_json_atomic(folder.record_path, record)
+    write_record(folder.record_path, record)
     return record
