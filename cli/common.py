@@ -25,33 +25,22 @@ from rich.progress import (
 from rich.table import Table
 
 from arnkit.errors import ArnkitError
+from arnkit_cli import tf_log
 
+# Results (tables, "saved ...") go to stdout, so `arnkit attacks | head` shows the table; diagnostics, warnings
+# and progress go to stderr; with --json, stdout carries the JSON object alone.
+stdout = Console()
 stderr = Console(stderr=True)
 STATE = {"verbose": False}
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 WorkspaceOpt = Annotated[
     Path | None,
     typer.Option("--workspace", "-w", help="Artifact folder (default: $ARNKIT_WORKSPACE or ~/.arnkit)."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout (and nothing "
+                                                     "else there).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same numbers.")]
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TF/Keras with fd 2 silenced: TF's C++ layer prints banners before its log level applies."""
-    if "tensorflow" in sys.modules or STATE["verbose"]:
-        return
-    import os
-
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def handle_errors(func):
@@ -102,10 +91,10 @@ def _check_backend(wrapper) -> None:
     """Import TensorFlow quietly on its backend; on another, refuse in one line unless the command is portable."""
     from arnkit import backend
 
+    # backend.name() imports Keras, which on its TensorFlow backend is THE TensorFlow import: quiet it first.
+    tf_log.import_keras()
     current = backend.name()
-    if current == "tensorflow":
-        import_tensorflow_quietly()
-    elif current not in getattr(wrapper, "backends", ("tensorflow",)):
+    if current not in getattr(wrapper, "backends", ("tensorflow",)):
         backend.require_tensorflow(f"`arnkit {_command(wrapper)}`")
 
 
@@ -325,3 +314,21 @@ def shows_target_warnings(func):
             return func(*args, **kwargs)
 
     return wrapper
+
+
+# ------------------------------------------------------------------------------------- help display ---
+
+def flags_take_no_value() -> None:
+    """typer's rich help labels every flag `<bool>` (`--json <bool>`), which reads as an option that takes a
+    value, and `--json true` is then refused: show flags with no type, as its plain help does."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "arnkit_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich.arnkit_flags = True
+    TyperOption.display_type_rich = display_type_rich

@@ -19,7 +19,7 @@ from arnkit_cli.common import (
     handle_errors,
     make_progress,
     shows_target_warnings,
-    stderr,
+    stdout,
     table,
     target_options,
 )
@@ -63,9 +63,9 @@ def detect(
         return
     restored = result.get("restored") or {}
     adaptive = result.get("adaptive") or {}
-    stderr.print(table(f"{result['method']} detector vs {result['attack']} on {result['dataset']}", [
+    stdout.print(table(f"{result['method']} detector vs {result['attack']} on {result['dataset']}", [
         "used", "AUC", "recall (adv)", "FPR", "noise sigma", "restored recall", "adaptive AUC", "reused"], [[
             result["counts"]["used"], result["auc"], result["recall_adversarial"], result["false_positive_rate"],
             result["noise"]["sigma"], restored.get("recall", "-"),
             adaptive.get("auc") if adaptive.get("auc") is not None else "-", result.get("reused", False)]]))
-    stderr.print(f"saved {result['path']} and {result['roc_path']}")
+    stdout.print(f"saved {result['path']} and {result['roc_path']}", highlight=False, soft_wrap=True)

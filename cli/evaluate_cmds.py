@@ -20,7 +20,7 @@ from arnkit_cli.common import (
     make_progress,
     portable,
     shows_target_warnings,
-    stderr,
+    stdout,
     table,
     target_options,
 )
@@ -101,14 +101,15 @@ def evaluate(
 
     title = f"{result['title']} (n={result['n']}; * = seen; >= = lower bound, the attack had not converged)"
     # Attacks as rows: a terminal fits many attacks down, few across.
-    stderr.print(table(title, ["attack", *names], [[label] + [cell(n, label) for n in names] for label in labels]))
+    stdout.print(table(title, ["attack", *names], [[label] + [cell(n, label) for n in names] for label in labels]))
     for check in result["sanity"]:
         mark = "[green]pass[/]" if check["passed"] else "[bold red]FLAG[/]"
-        stderr.print(f"sanity {check['name']} ({check['defense']}): {mark} {check['value']} {check['detail']}")
+        stdout.print(f"sanity {check['name']} ({check['defense']}): {mark} {check['value']} {check['detail']}")
     figures = [result.get(k) for k in ("grid_png", "ablation_png", "matrix_png") if result.get(k)]
     curves = result.get("convergence") or {}
     figures += [curves[k] for k in ("iterations_png", "eps_png") if curves.get(k)]
-    stderr.print(f"saved {', '.join(result['files'].values())}" + (f" and {', '.join(figures)}" if figures else ""))
+    stdout.print(f"saved {', '.join(result['files'].values())}" + (f" and {', '.join(figures)}" if figures else ""),
+                 highlight=False, soft_wrap=True)
 
 
 @handle_errors
@@ -125,4 +126,4 @@ def report(
     if json_out:
         emit_json(result)
         return
-    stderr.print(f"saved {result['markdown']} and {result['html']} ({result['sections']} sections)")
+    stdout.print(f"saved {result['markdown']} and {result['html']} ({result['sections']} sections)", highlight=False, soft_wrap=True)

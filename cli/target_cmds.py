@@ -18,7 +18,7 @@ from arnkit_cli.common import (
     make_progress,
     portable,
     shows_target_warnings,
-    stderr,
+    stdout,
     table,
     target_options,
 )
@@ -50,7 +50,7 @@ def train(
     if json_out:
         emit_json(result.to_dict())
         return
-    stderr.print(table(f"target {result.model} on {result.dataset}", ["test accuracy", "epochs", "seconds",
+    stdout.print(table(f"target {result.model} on {result.dataset}", ["test accuracy", "epochs", "seconds",
                                                                        "reused", "path"],
                        [[result.test_accuracy, result.epochs, result.train_seconds, result.reused, result.path]]))
 
@@ -84,11 +84,11 @@ def check(
         emit_json(result.to_dict())
         return
     user = result.user or {}
-    stderr.print(table(f"your target on {result.dataset}", [
+    stdout.print(table(f"your target on {result.dataset}", [
         "attacked through", "input scale", "accuracy", "test images", "fingerprint"], [[
             user.get("output"), user.get("input_scale"), result.test_accuracy, user.get("checked_images"),
             result.fingerprint]]))
-    stderr.print(f"checked {user.get('source', result.path)}", highlight=False, soft_wrap=True)
+    stdout.print(f"checked {user.get('source', result.path)}", highlight=False, soft_wrap=True)
 
 
 check.command_name = "target check"
