@@ -225,6 +225,9 @@ class PlainProgress:
         parts.extend(f"{k}={v:.4g}" for k, v in shown)
         self._print(" ".join(parts))
 
+    def note(self, line: str) -> None:
+        self._print(line)
+
     def finish(self) -> None:
         if self._task is None:
             return
@@ -253,6 +256,11 @@ class RichProgress:
         self._progress.start()
         self._task = self._progress.add_task(task, total=total, info="")
 
+    def note(self, line: str) -> None:
+        """A diagnostic line, above the live bar when one runs (with --json or progress off too: it is stderr)."""
+        console = self._progress.console if self._progress is not None else stderr
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
     def advance(self, amount: int = 1, **info: float) -> None:
         if self._progress is None:
             return
@@ -268,10 +276,35 @@ class RichProgress:
 # ------------------------------------------------------------------------------------ --target (yours) ---
 
 TargetOpt = Annotated[
-    Path | None,
-    typer.Option("--target", help="Your own Keras 3 classifier (.keras, images NHWC in [0, 1] -> logits or "
+    str | None,
+    typer.Option("--target", help="Your own Keras 3 classifier (a .keras path: images NHWC in [0, 1] -> logits or "
                                   "probabilities) instead of the workspace's zoo target."),
 ]
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def names_a_file(value: str) -> bool:
+    """A --target / --defense value is a file (a path, or a model file's name), not a registry key: the same
+    rule in every command, decided without importing Keras."""
+    return value.lower().endswith(MODEL_SUFFIXES) or "/" in value or os.sep in value or Path(value).is_file()
+
+
+def split_target(target: str | None) -> tuple[str | None, Path | None]:
+    """--target: (zoo model name, None) or (None, path of the user's .keras)."""
+    if target is None:
+        return None, None
+    return (None, Path(target)) if names_a_file(target) else (target, None)
+
+
+def deprecated_alias(old: str, value: Any, new: str, current: Any) -> Any:
+    """An old option's value, with a one-line note naming its new spelling; both at once is one error line."""
+    if value is None:
+        return current
+    if current is not None:
+        raise ArnkitError(f"{old} is the old spelling of {new}; pass only {new}")
+    stderr.print(f"note: {old} is deprecated and will be removed; use {new} {value}", highlight=False,
+                 soft_wrap=True)
+    return value
 InputScaleOpt = Annotated[
     float | None,
     typer.Option("--input-scale", help="With --target: feed it x * SCALE (255 for a model trained on [0, 255]).")]
@@ -281,8 +314,14 @@ TargetOutputOpt = Annotated[
                                                   "probabilities are attacked through their logits).")]
 
 
-def target_options(target: Path | None, input_scale: float | None, logits: bool | None) -> dict[str, Any]:
-    """The pipeline's keyword arguments for a user's target; --input-scale / --logits alone are one line."""
+def target_options(target: str | Path | None, input_scale: float | None, logits: bool | None) -> dict[str, Any]:
+    """The pipeline's keyword arguments for a user's target; --input-scale / --logits alone are one line, and
+    so is a zoo model name where the command takes only a file."""
+    if isinstance(target, str):
+        zoo, target = split_target(target)
+        if zoo is not None:
+            raise ArnkitError(f"--target {zoo}: a zoo model name is taken by `arnkit target train` and `arnkit "
+                              "evaluate` (cross-model); here --target is your own classifier: pass its .keras path")
     if target is None:
         if input_scale is not None or logits is not None:
             raise ArnkitError("--input-scale, --logits and --probabilities describe your --target; add --target "

@@ -7,17 +7,20 @@ from typing import Annotated
 
 import typer
 
+from arnkit.errors import ArnkitError
 from arnkit_cli.common import (
     InputScaleOpt,
     JsonOpt,
     SeedOpt,
     TargetOutputOpt,
     WorkspaceOpt,
+    deprecated_alias,
     emit_json,
     handle_errors,
     make_progress,
     portable,
     shows_target_warnings,
+    split_target,
     stdout,
     table,
     target_options,
@@ -35,16 +38,22 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def train(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `arnkit datasets`).")] = "mnist",
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Zoo model; default: the dataset's.")] = None,
+    target: Annotated[str | None, typer.Option(
+        "--target", help="Zoo model to train (lenet, vgg16, ...); default: the dataset's.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs; default: the dataset's recipe.")] = None,
     seed: SeedOpt = 0,
     force: Annotated[bool, typer.Option("--force", help="Retrain even if a cached target exists.")] = False,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
+    model: Annotated[str | None, typer.Option("--model", hidden=True, help="Old spelling of --target.")] = None,
 ) -> None:
     """Train the target classifier and cache it in the workspace (reused when it exists)."""
     from arnkit.pipeline.target import train_target
 
+    model, path = split_target(deprecated_alias("--model", model, "--target", target))
+    if path is not None:
+        raise ArnkitError(f"--target {path}: your own classifier is trained by you, not by `arnkit target train`; "
+                          f"check it with `arnkit target check --target {path}`")
     result = train_target(dataset, model, epochs=epochs, seed=seed, workspace=workspace, force=force,
                           progress=make_progress(json_out))
     if json_out:
