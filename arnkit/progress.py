@@ -13,8 +13,26 @@ class Progress(Protocol):
     def finish(self) -> None: ...
 
 
+def note(progress: Progress, line: str) -> None:
+    """One diagnostic line through `progress` (the CLI prints it on stderr); a Progress without `note` (an older
+    or a user's own) gets nothing, as before."""
+    say = getattr(progress, "note", None)
+    if say is not None:
+        say(line)
+
+
+def resumed(progress: Progress, counter: str, done: int, total: int, checkpoint: object) -> None:
+    """'resuming from step N of M (checkpoint PATH)' when a training run picks up a checkpoint; a fresh run
+    (done == 0) says nothing."""
+    if done > 0:
+        note(progress, f"resuming from {counter} {done} of {total} (checkpoint {checkpoint})")
+
+
 class NullProgress:
     def start(self, task: str, total: int | None) -> None:
+        pass
+
+    def note(self, line: str) -> None:
         pass
 
     def advance(self, amount: int = 1, **info: float) -> None:

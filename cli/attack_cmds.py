@@ -20,7 +20,7 @@ from arnkit_cli.common import (
     make_progress,
     portable,
     shows_target_warnings,
-    stderr,
+    stdout,
     table,
     target_options,
 )
@@ -79,11 +79,11 @@ def attack(
     if json_out:
         emit_json(result)
         return
-    stderr.print(table(f"{result['attack']} on {result['dataset']}", [
+    stdout.print(table(f"{result['attack']} on {result['dataset']}", [
         "n", "success", "undefended error", "Linf max", "L2 mean", "L0 mean", "img/s", "reused"], [[
             result["n"], result["success_rate"], result["undefended_error"], result["linf_max"], result["l2_mean"],
             result["l0_mean"], result.get("images_per_second", ""), result.get("reused", False)]]))
-    stderr.print(f"saved {result['path']}")
+    stdout.print(f"saved {result['path']}", highlight=False, soft_wrap=True)
 
 
 def attacks(json_out: JsonOpt = False) -> None:
@@ -94,7 +94,7 @@ def attacks(json_out: JsonOpt = False) -> None:
     if json_out:
         emit_json({"attacks": rows})
         return
-    stderr.print(table("attacks", ["key", "distance", "targeted", "mnist defaults", "description"], [
+    stdout.print(table("attacks", ["key", "distance", "targeted", "mnist defaults", "description"], [
         [r["key"], r.get("distance", "-"), r.get("targeted", "-"),
          json.dumps(r.get("defaults", {}).get("mnist", {}), default=str) if r["available"] else "not installed",
          r["description"]] for r in rows]))

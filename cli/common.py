@@ -25,33 +25,22 @@ from rich.progress import (
 from rich.table import Table
 
 from arnkit.errors import ArnkitError
+from arnkit_cli import tf_log
 
+# Results (tables, "saved ...") go to stdout, so `arnkit attacks | head` shows the table; diagnostics, warnings
+# and progress go to stderr; with --json, stdout carries the JSON object alone.
+stdout = Console()
 stderr = Console(stderr=True)
 STATE = {"verbose": False}
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 WorkspaceOpt = Annotated[
     Path | None,
     typer.Option("--workspace", "-w", help="Artifact folder (default: $ARNKIT_WORKSPACE or ~/.arnkit)."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout (and nothing "
+                                                     "else there).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same numbers.")]
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TF/Keras with fd 2 silenced: TF's C++ layer prints banners before its log level applies."""
-    if "tensorflow" in sys.modules or STATE["verbose"]:
-        return
-    import os
-
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def handle_errors(func):
@@ -102,10 +91,10 @@ def _check_backend(wrapper) -> None:
     """Import TensorFlow quietly on its backend; on another, refuse in one line unless the command is portable."""
     from arnkit import backend
 
+    # backend.name() imports Keras, which on its TensorFlow backend is THE TensorFlow import: quiet it first.
+    tf_log.import_keras()
     current = backend.name()
-    if current == "tensorflow":
-        import_tensorflow_quietly()
-    elif current not in getattr(wrapper, "backends", ("tensorflow",)):
+    if current not in getattr(wrapper, "backends", ("tensorflow",)):
         backend.require_tensorflow(f"`arnkit {_command(wrapper)}`")
 
 
@@ -250,6 +239,9 @@ class PlainProgress:
         parts.extend(f"{k}={v:.4g}" for k, v in shown)
         self._print(" ".join(parts))
 
+    def note(self, line: str) -> None:
+        self._print(line)
+
     def finish(self) -> None:
         if self._task is None:
             return
@@ -278,6 +270,11 @@ class RichProgress:
         self._progress.start()
         self._task = self._progress.add_task(task, total=total, info="")
 
+    def note(self, line: str) -> None:
+        """A diagnostic line, above the live bar when one runs (with --json or progress off too: it is stderr)."""
+        console = self._progress.console if self._progress is not None else stderr
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
     def advance(self, amount: int = 1, **info: float) -> None:
         if self._progress is None:
             return
@@ -299,10 +296,35 @@ DefenseKindOpt = Annotated[
 # ------------------------------------------------------------------------------------ --target (yours) ---
 
 TargetOpt = Annotated[
-    Path | None,
-    typer.Option("--target", help="Your own Keras 3 classifier (.keras, images NHWC in [0, 1] -> logits or "
+    str | None,
+    typer.Option("--target", help="Your own Keras 3 classifier (a .keras path: images NHWC in [0, 1] -> logits or "
                                   "probabilities) instead of the workspace's zoo target."),
 ]
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def names_a_file(value: str) -> bool:
+    """A --target / --defense value is a file (a path, or a model file's name), not a registry key: the same
+    rule in every command, decided without importing Keras."""
+    return value.lower().endswith(MODEL_SUFFIXES) or "/" in value or os.sep in value or Path(value).is_file()
+
+
+def split_target(target: str | None) -> tuple[str | None, Path | None]:
+    """--target: (zoo model name, None) or (None, path of the user's .keras)."""
+    if target is None:
+        return None, None
+    return (None, Path(target)) if names_a_file(target) else (target, None)
+
+
+def deprecated_alias(old: str, value: Any, new: str, current: Any) -> Any:
+    """An old option's value, with a one-line note naming its new spelling; both at once is one error line."""
+    if value is None:
+        return current
+    if current is not None:
+        raise ArnkitError(f"{old} is the old spelling of {new}; pass only {new}")
+    stderr.print(f"note: {old} is deprecated and will be removed; use {new} {value}", highlight=False,
+                 soft_wrap=True)
+    return value
 InputScaleOpt = Annotated[
     float | None,
     typer.Option("--input-scale", help="With --target: feed it x * SCALE (255 for a model trained on [0, 255]).")]
@@ -312,8 +334,14 @@ TargetOutputOpt = Annotated[
                                                   "probabilities are attacked through their logits).")]
 
 
-def target_options(target: Path | None, input_scale: float | None, logits: bool | None) -> dict[str, Any]:
-    """The pipeline's keyword arguments for a user's target; --input-scale / --logits alone are one line."""
+def target_options(target: str | Path | None, input_scale: float | None, logits: bool | None) -> dict[str, Any]:
+    """The pipeline's keyword arguments for a user's target; --input-scale / --logits alone are one line, and
+    so is a zoo model name where the command takes only a file."""
+    if isinstance(target, str):
+        zoo, target = split_target(target)
+        if zoo is not None:
+            raise ArnkitError(f"--target {zoo}: a zoo model name is taken by `arnkit target train` and `arnkit "
+                              "evaluate` (cross-model); here --target is your own classifier: pass its .keras path")
     if target is None:
         if input_scale is not None or logits is not None:
             raise ArnkitError("--input-scale, --logits and --probabilities describe your --target; add --target "
@@ -345,3 +373,21 @@ def shows_target_warnings(func):
             return func(*args, **kwargs)
 
     return wrapper
+
+
+# ------------------------------------------------------------------------------------- help display ---
+
+def flags_take_no_value() -> None:
+    """typer's rich help labels every flag `<bool>` (`--json <bool>`), which reads as an option that takes a
+    value, and `--json true` is then refused: show flags with no type, as its plain help does."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "arnkit_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich.arnkit_flags = True
+    TyperOption.display_type_rich = display_type_rich

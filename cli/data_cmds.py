@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from arnkit.errors import ArnkitError
-from arnkit_cli.common import JsonOpt, WorkspaceOpt, emit_json, handle_errors, stderr, table
+from arnkit_cli.common import JsonOpt, WorkspaceOpt, emit_json, handle_errors, stderr, stdout, table
 
 data_app = typer.Typer(help="Manage datasets that are not embedded.", no_args_is_help=True)
 
@@ -27,7 +27,7 @@ def datasets(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     if json_out:
         emit_json({"datasets": rows})
         return
-    stderr.print(table("datasets", ["name", "available", "shape", "classes", "eps", "note"], [
+    stdout.print(table("datasets", ["name", "available", "shape", "classes", "eps", "note"], [
         [r["name"], "yes" if r["available"] else "no", "x".join(map(str, r["shape"])), r["classes"],
          round(r["eps"], 4), r["reason"] or r["description"]] for r in rows]))
 
@@ -67,10 +67,10 @@ def import_data(
             emit_json(result)
             return
         counts, shape = result["counts"], "x".join(map(str, result["shape"]))
-        stderr.print(f"imported {result['dataset']}: {counts['train']:,} train / {counts['test']:,} test, "
+        stdout.print(f"imported {result['dataset']}: {counts['train']:,} train / {counts['test']:,} test, "
                      f"{result['num_classes']} classes, {shape} -> {result['path']}", highlight=False)
         how = "pass --eps to change it" if result["eps_default"] else "as given"
-        stderr.print(f"attack budget eps {result['eps']:.4g}: {result['eps_rule']} ({how})", highlight=False)
+        stdout.print(f"attack budget eps {result['eps']:.4g}: {result['eps_rule']} ({how})", highlight=False)
         if "warning" in result:
             stderr.print(f"[yellow]warning:[/] {result['warning']}", highlight=False)
         return
@@ -83,7 +83,7 @@ def import_data(
     elif "counts" in result:
         counts = result["counts"]
         how = "reused (same source as before)" if result["reused"] else f"built in {result['seconds']:.1f} s"
-        stderr.print(f"imported {result['dataset']}: {counts['train']:,} train / {counts['test']:,} test, "
+        stdout.print(f"imported {result['dataset']}: {counts['train']:,} train / {counts['test']:,} test, "
                      f"{result['classes']} classes, {how} -> {result['path']}", highlight=False)
     else:
-        stderr.print(f"imported {result['dataset']} -> {result['path']}", highlight=False)
+        stdout.print(f"imported {result['dataset']} -> {result['path']}", highlight=False)

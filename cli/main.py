@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
-# TF's C++ layer logs benign grappler/oneDNN "errors" at level 2; real failures surface as exceptions.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# First: tf_log notes whether the user chose TF_CPP_MIN_LOG_LEVEL before arnkit sets it.
+from arnkit_cli import tf_log
 
-import typer
+tf_log.configure(verbose=False)
 
-import arnkit
-from arnkit_cli import attack_cmds, data_cmds, detect_cmds, evaluate_cmds, runs_cmds, target_cmds, train_cmds
-from arnkit_cli.common import STATE
+import typer  # noqa: E402
+
+import arnkit  # noqa: E402
+from arnkit_cli import attack_cmds, data_cmds, detect_cmds, evaluate_cmds, runs_cmds, target_cmds, train_cmds  # noqa: E402
+from arnkit_cli.common import HELP_OPTIONS, STATE, flags_take_no_value  # noqa: E402
 
 app = typer.Typer(
     name="arnkit",
     help="Defend image classifiers against seen and unseen adversarial attacks (ARN, ICML 2021).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
+    context_settings=HELP_OPTIONS,
 )
+flags_take_no_value()
 
 
 def _version(value: bool) -> None:
@@ -33,9 +36,10 @@ def _version(value: bool) -> None:
 def root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors, and TensorFlow's own log.")] = False,
 ) -> None:
     STATE["verbose"] = verbose
+    tf_log.configure(verbose)
 
 
 data_cmds.register(app)

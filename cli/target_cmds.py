@@ -7,18 +7,21 @@ from typing import Annotated
 
 import typer
 
+from arnkit.errors import ArnkitError
 from arnkit_cli.common import (
     InputScaleOpt,
     JsonOpt,
     SeedOpt,
     TargetOutputOpt,
     WorkspaceOpt,
+    deprecated_alias,
     emit_json,
     handle_errors,
     make_progress,
     portable,
     shows_target_warnings,
-    stderr,
+    split_target,
+    stdout,
     table,
     target_options,
 )
@@ -35,23 +38,29 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def train(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `arnkit datasets`).")] = "mnist",
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Zoo model; default: the dataset's.")] = None,
+    target: Annotated[str | None, typer.Option(
+        "--target", help="Zoo model to train (lenet, vgg16, ...); default: the dataset's.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs; default: the dataset's recipe.")] = None,
     seed: SeedOpt = 0,
     force: Annotated[bool, typer.Option("--force", "--rebuild", help=(
         "Retrain even if a cached target exists (the fix for a changed or damaged target file)."))] = False,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
+    model: Annotated[str | None, typer.Option("--model", hidden=True, help="Old spelling of --target.")] = None,
 ) -> None:
     """Train the target classifier and cache it in the workspace (reused when it exists)."""
     from arnkit.pipeline.target import train_target
 
+    model, path = split_target(deprecated_alias("--model", model, "--target", target))
+    if path is not None:
+        raise ArnkitError(f"--target {path}: your own classifier is trained by you, not by `arnkit target train`; "
+                          f"check it with `arnkit target check --target {path}`")
     result = train_target(dataset, model, epochs=epochs, seed=seed, workspace=workspace, force=force,
                           progress=make_progress(json_out))
     if json_out:
         emit_json(result.to_dict())
         return
-    stderr.print(table(f"target {result.model} on {result.dataset}", ["test accuracy", "epochs", "seconds",
+    stdout.print(table(f"target {result.model} on {result.dataset}", ["test accuracy", "epochs", "seconds",
                                                                        "reused", "path"],
                        [[result.test_accuracy, result.epochs, result.train_seconds, result.reused, result.path]]))
 
@@ -85,11 +94,11 @@ def check(
         emit_json(result.to_dict())
         return
     user = result.user or {}
-    stderr.print(table(f"your target on {result.dataset}", [
+    stdout.print(table(f"your target on {result.dataset}", [
         "attacked through", "input scale", "accuracy", "test images", "fingerprint"], [[
             user.get("output"), user.get("input_scale"), result.test_accuracy, user.get("checked_images"),
             result.fingerprint]]))
-    stderr.print(f"checked {user.get('source', result.path)}", highlight=False, soft_wrap=True)
+    stdout.print(f"checked {user.get('source', result.path)}", highlight=False, soft_wrap=True)
 
 
 check.command_name = "target check"

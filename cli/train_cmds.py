@@ -18,7 +18,7 @@ from arnkit_cli.common import (
     make_progress,
     portable,
     shows_target_warnings,
-    stderr,
+    stdout,
     table,
     target_options,
 )
@@ -106,9 +106,9 @@ def train(
         return
     name = record.get("key", "arn")
     rows = [[row, values["none"], values[name]] for row, values in record["evaluation"].items()]
-    stderr.print(table(f"error rate (%) on {record['dataset']} test, gray-box", ["attack", "no defense",
+    stdout.print(table(f"error rate (%) on {record['dataset']} test, gray-box", ["attack", "no defense",
                                                                                   name.upper()], rows))
-    stderr.print(f"defense saved to {record['defense_path']}")
+    stdout.print(f"defense saved to {record['defense_path']}", highlight=False, soft_wrap=True)
 
 
 def defenses(
@@ -124,7 +124,7 @@ def defenses(
     if json_out:
         emit_json(rows)
         return
-    stderr.print(table(f"defenses (defaults for {dataset})", ["key", "kind", "trains on", "defaults"],
+    stdout.print(table(f"defenses (defaults for {dataset})", ["key", "kind", "trains on", "defaults"],
                        [[r["key"], r["kind"], r["trains_on"], _compact(r["defaults"])] for r in rows]))
 
 

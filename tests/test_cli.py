@@ -48,7 +48,7 @@ def test_target_train_json_then_reuse(tmp_path):
     "args, message",
     [
         (["target", "train", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
-        (["target", "train", "--dataset", "synthetic", "--model", "alexnet"], "unknown model 'alexnet'"),
+        (["target", "train", "--dataset", "synthetic", "--target", "alexnet"], "unknown model 'alexnet'"),
         (["target", "train", "--dataset", "cifar10"], "arnkit data import cifar10"),
         (["data", "import", "lisa", "/nonexistent.tar.gz"], "LISA data not found: /nonexistent.tar.gz"),
         (["data", "import", "imagenet", "/nonexistent.tar.gz"], "knows cifar10, lisa, got 'imagenet'"),

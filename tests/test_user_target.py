@@ -170,7 +170,7 @@ def test_options_that_do_not_go_with_target_are_refused(models, tmp_path):
     assert result.exit_code == 1 and "add --target PATH.keras" in result.output
     both = invoke("evaluate", "--dataset", "synthetic", "--target", models["logits"], "--target-model", "lenet",
                   workspace=tmp_path)
-    assert both.exit_code == 1 and "pass one of them" in both.output
+    assert both.exit_code == 1 and "--target-model is the old spelling of --target; pass only --target" in both.output
     study = invoke("evaluate", "--dataset", "synthetic", "--target", models["logits"], "--ablation",
                    workspace=tmp_path)
     assert study.exit_code == 1 and "drop --target" in study.output

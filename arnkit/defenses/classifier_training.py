@@ -20,7 +20,7 @@ import numpy as np
 from arnkit import data
 from arnkit.errors import ArnkitError
 from arnkit.presets import TargetRecipe
-from arnkit.progress import Progress
+from arnkit.progress import Progress, resumed
 from arnkit.runs import checkpoints
 from arnkit.runs.adversarial import Pools
 from arnkit.runs.context import RunContext
@@ -63,6 +63,7 @@ class ClassifierFitStep(FitStep):
         started, progress, seed = time.perf_counter(), ctx.progress, ctx.seed
         progress.start(self.title, int(self.epochs) * per_epoch)
         progress.advance(start_epoch * per_epoch)
+        resumed(progress, "epoch", start_epoch, int(self.epochs), folder.checkpoint)
         logs: dict[str, float] = {}
         for epoch in range(start_epoch, int(self.epochs)):
             order = np.random.default_rng([seed, epoch]).permutation(len(x))

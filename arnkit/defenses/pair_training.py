@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from arnkit.errors import ArnkitError
-from arnkit.progress import Progress
+from arnkit.progress import Progress, resumed
 from arnkit.runs import checkpoints
 from arnkit.runs.adversarial import Pools, parse_seen
 from arnkit.runs.batches import step_batches
@@ -83,6 +83,7 @@ class PairFitStep(FitStep):
         started = time.perf_counter()
         progress.start(f"{self.key.upper()} on {ctx.dataset} (seen {','.join(self.seen)})", self.steps)
         progress.advance(start)
+        resumed(progress, "step", start, self.steps, folder.checkpoint)
         losses: dict[str, float] = {}
         step = start
         for batch in batches(start):

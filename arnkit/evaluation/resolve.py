@@ -53,8 +53,8 @@ def resolve_targets(ctx: RunContext, *, target_model: str | None, seed: int) -> 
     evaluates that model and the defenses trained for it."""
     if ctx.target is not None and ctx.target.is_user:
         if target_model:
-            raise ArnkitError("--target-model (cross-model) puts the zoo target's defenses in front of another zoo "
-                              "model; with your --target, drop --target-model")
+            raise ArnkitError("a zoo model name as --target (cross-model) puts the zoo target's defenses in front "
+                              "of another zoo model; with your own .keras as --target, there is no zoo model")
         return Targets(ctx.target.model, ctx.target.record, ctx.target.fingerprint, False, user=True)
     base_target, base_record = ensure_target_for(ctx, seed=seed)
     if target_model:

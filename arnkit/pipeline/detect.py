@@ -63,6 +63,7 @@ def detect(
     progress: Progress | None = None,
     defense_path: str | Path | None = None,
     defense_kind: str | None = None,
+    defense_key: str | None = None,
     adaptive_limit: int = ADAPTIVE_LIMIT,
     target: str | Path | None = None,
     input_scale: float | None = None,
@@ -71,7 +72,8 @@ def detect(
     """Train `method`'s detector on natural + noisy (negatives) vs `attack`'s adversarial test images (positives);
     save a JSON record and a ROC curve PNG under <workspace>/detection and return the record. `target`: a
     user's .keras classifier in place of the zoo target (see `arnkit.runs.target.from_file`); the default
-    defense is then the newest pre-processor trained for it."""
+    defense is then the newest pre-processor trained for it. `defense_key`: a defense key instead of a file
+    (the newest trained defense of that recipe; 'none' = no defense), as `arnkit evaluate --defense` takes."""
     from arnkit import attacks as attack_registry
     from arnkit.detection.detector import predict_labels
     from arnkit.detection.lid import feature_layers
@@ -87,7 +89,7 @@ def detect(
         raise ArnkitError(f"adaptive_limit must be >= 0, got {adaptive_limit}")
     if target is not None:  # checked before the defense is looked up: the defaults are those trained for it
         ctx = with_target(ctx, path=target, input_scale=input_scale, output=target_output)
-    chosen = _resolve_defense(meta, ws, defense_path, kind=defense_kind,
+    chosen = _resolve_defense(meta, ws, defense_path, kind=defense_kind, key=defense_key,
                               target_fingerprint=ctx.target.fingerprint if target is not None else None)
     ctx = with_target(ctx)
     model, fingerprint, target_record = ctx.target.model, ctx.target.fingerprint, ctx.target.record
@@ -187,6 +189,7 @@ def detect(
 
 
 def _resolve_defense(info: Any, ws: Workspace, defense_path: str | Path | None, *, kind: str | None = None,
+                     key: str | None = None,
                      target_fingerprint: str | None = None) -> dict[str, Any] | None:
     """The defense in play: a given file (a pre-processor, whose restored images the detector also scores,
     or a robust classifier, which the detector guards instead of the target), else the newest trained
@@ -198,9 +201,16 @@ def _resolve_defense(info: Any, ws: Workspace, defense_path: str | Path | None, 
     if defense_path is not None:
         defense, record = registry.load_file(defense_path, info, kind)
         source = "argument"
+    elif key == "none":
+        return None
     else:
         only = {"target_fingerprint": target_fingerprint} if target_fingerprint else {}
-        records = registry.find_defenses(ws, info.name, kind="preprocessor", ablate=None, **only)
+        if key is None:
+            only["kind"] = "preprocessor"
+        records = registry.find_defenses(ws, info.name, key, ablate=None, **only)
+        if not records and key is not None:
+            raise ArnkitError(f"--defense {key}: no trained '{key}' defense for {info.name} in {ws.root}; train "
+                              f"one with `arnkit train --dataset {info.name} --defense {key}`, or pass a .keras path")
         if not records:
             return None
         record, source = records[0], records[0].record_path

@@ -94,8 +94,8 @@ def evaluate(
     check_surrogate_option(threat, surrogate)
     if target is not None:
         if target_model:
-            raise ArnkitError("--target (your model) and --target-model (a zoo model, cross-model) each name the "
-                              "classifier; pass one of them")
+            raise ArnkitError("--target names the classifier once: your model's .keras path or a zoo model name "
+                              "(cross-model); pass one of them")
         ctx = with_target(ctx, path=target, input_scale=input_scale, output=target_output)
 
     target_seed = seed if target_seed is None else int(target_seed)

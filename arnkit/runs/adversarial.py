@@ -66,6 +66,18 @@ def attack_spec(dataset: str, split: str, key: str, params: dict[str, Any], fing
     return spec
 
 
+# The attack parameters that count work or bound it: a convergence run varies them, so its progress lines say them.
+ITERATION_PARAMS = ("steps", "n_iter", "nb_iter", "iterations", "max_iter", "n_queries")
+
+
+def progress_label(key: str, where: str, params: dict[str, Any]) -> str:
+    """'pgd_n on mnist/test (eps 0.3, steps 40)': the progress task's name, which names what differs between
+    the crafts of one run (a convergence curve crafts one attack at many iteration counts and budgets)."""
+    parts = [f"eps {params['eps']:.4g}"] if isinstance(params.get("eps"), int | float) else []
+    parts += [f"{name} {params[name]}" for name in ITERATION_PARAMS if isinstance(params.get(name), int)]
+    return f"{key} on {where}" + (f" ({', '.join(parts)})" if parts else "")
+
+
 def run_with_restarts(instance: Any, model: Any, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None, *,
                       seed: int, restarts: int, progress: Progress, label: str) -> Any:
     """Run `instance` with seeds seed, seed+1, ...; per image keep the first restart that succeeds, else the
@@ -159,7 +171,7 @@ def craft_set(ctx: RunContext, attack: str, *, split: str = "test", limit: int |
                     targets = random_targets(y_all[idx], meta.num_classes, seed)[np.searchsorted(idx, part_idx)]
                 result = run_with_restarts(instance, model, x_all[part_idx], y_all[part_idx], targets, seed=seed,
                                            restarts=restarts, progress=progress,
-                                           label=f"{entry.key} on {meta.name}/{split}")
+                                           label=progress_label(entry.key, f"{meta.name}/{split}", param_record))
                 adv = AdversarialSet(
                     x_adv=result.x_adv, indices=part_idx, labels=y_all[part_idx], success=result.success,
                     pred=result.pred, targets=result.target,

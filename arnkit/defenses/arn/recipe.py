@@ -13,7 +13,7 @@ from typing import Any
 
 from arnkit import backend
 from arnkit.errors import ArnkitError
-from arnkit.progress import Progress
+from arnkit.progress import Progress, resumed
 from arnkit.runs.adversarial import Pools, parse_seen
 from arnkit.runs.batches import numpy_batches, step_batches
 from arnkit.runs.context import RunContext
@@ -174,6 +174,7 @@ class ARNFitStep(FitStep):
             arn.restore_checkpoint(folder.checkpoint)
         start_step = arn.step
         ctx.progress.advance(start_step)
+        resumed(ctx.progress, "step", start_step, self.n_steps, folder.checkpoint)
         batches = step_batches(pools.x_adv, pools.x_nat, batch_size=self.batch_size, seed=ctx.seed)
         callbacks = []
         if self.tensorboard:
@@ -207,6 +208,7 @@ class ARNFitStep(FitStep):
         trainer = trainer_for(arn, seed=ctx.seed)
         start_step = trainer.step
         ctx.progress.advance(start_step)
+        resumed(ctx.progress, "step", start_step, self.n_steps, folder.checkpoint)
         batch = numpy_batches(pools.x_adv, pools.x_nat, batch_size=self.batch_size, seed=ctx.seed)
         history: dict[str, float] = {}
         while trainer.step < self.n_steps:
