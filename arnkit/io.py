@@ -109,23 +109,40 @@ def notify(line: str) -> None:
 def building(path: str | os.PathLike) -> Iterator[None]:
     """Hold `<path>.lock` (an exclusive `flock`) while building the artifact at `path`, so that two processes
     never build it at once: the second says so in one line and waits, then finds the artifact built and reuses
-    it (callers check for the artifact again inside the block). The lock file is left in place: removing it
-    would let a third process lock a new file while the second still holds the old one."""
+    it (callers check for the artifact again inside the block). The lock file is left in place; a stale one
+    may be pruned (`arnkit runs prune`): a waiter whose file was removed locks the new one instead."""
     path = Path(path)
     lock = path.with_name(path.name + ".lock")
+    fd = _lock_file(lock, path)
     try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise ArnkitError(f"cannot lock {lock} ({exc.strerror}); check that the workspace is writable") from None
-    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _lock_file(lock: Path, path: Path) -> int:
+    """Open and flock `lock`; retried when the file was removed (`arnkit runs prune`) or replaced while this
+    process waited, since a lock on an unlinked file would exclude no one."""
+    waited = False
+    while True:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ArnkitError(f"cannot lock {lock} ({exc.strerror}); check that the workspace is writable") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            notify(f"waiting for {path.name} (another arnkit process is building it)")
+            if not waited:
+                notify(f"waiting for {path.name} (another arnkit process is building it)")
+                waited = True
             fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 

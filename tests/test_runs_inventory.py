@@ -192,11 +192,16 @@ def test_prune_removes_a_planted_temp_file_and_a_stale_lock(ws):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     reasons = {entry["path"]: entry["reason"] for entry in report["removed"]}
-    assert reasons == {
+    planted = {
         f"targets/{paths['temp'].name}": "temp file of an interrupted write",
         "adversarial/synthetic-train-fgsm-000000000000.h5.lock": "stale lock (no process holds it)",
         str(checkpoint.relative_to(ws)): "checkpoint of a finished run",
     }
+    assert {path: reasons.get(path) for path in planted} == planted
+    # The builds that made this workspace left their (empty, released) locks: stale too, and nothing else.
+    left_by_builds = set(reasons) - set(planted)
+    assert left_by_builds and all(p.endswith(".lock") and reasons[p] == planted[
+        "adversarial/synthetic-train-fgsm-000000000000.h5.lock"] for p in left_by_builds)
     assert report["bytes"] == 10 + 10 + checkpoint_size
     assert not paths["temp"].exists() and not paths["stale"].exists() and not checkpoint.exists()
     assert paths["held"].exists() and paths["held_temp"].exists() and paths["fresh"].exists()
