@@ -33,6 +33,12 @@ def pivot(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str], dict[tu
     return defenses, labels, {(r["defense"], r["label"]): r for r in rows}
 
 
+def cell_text(row: dict[str, Any]) -> str:
+    """One error cell: the rate (%) and whether the attack was seen, or only a lower bound."""
+    return (f"{float(row['error']):.2f}" + (" (seen)" if row.get("seen") else "")
+            + (" (lower bound)" if row.get("lower_bound") else ""))
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], *, title: str = "",
                    checks: Sequence[dict[str, Any]] | None = None) -> str:
     """The pivoted table; a cell whose sanity check (in `checks`) failed carries FLAG and a footnote."""
@@ -48,9 +54,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], *, title: str = "",
             if row is None:
                 out.append("-")
             else:
-                out.append(f"{row['error']:.2f}" + (" (seen)" if row.get("seen") else "")
-                           + (" (lower bound)" if row.get("lower_bound") else "")
-                           + (f" {FLAG}" if (defense, label) in flagged else ""))
+                out.append(cell_text(row) + (f" {FLAG}" if (defense, label) in flagged else ""))
         lines.append(f"| {defense} | " + " | ".join(out) + " |")
     n = sorted({r["n"] for r in rows})
     lines += ["", f"Error rates (%), lower is better; n = {', '.join(map(str, n))} images; "

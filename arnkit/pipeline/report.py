@@ -19,7 +19,7 @@ from typing import Any
 import arnkit
 from arnkit.errors import ArnkitError
 from arnkit.evaluation import paper_numbers
-from arnkit.evaluation.tables import FLAG, failed_checks, pivot
+from arnkit.evaluation.tables import FLAG, cell_text, failed_checks, pivot
 from arnkit.io import atomic_path
 from arnkit.pipeline import report_html
 from arnkit.workspace import Workspace
@@ -152,8 +152,7 @@ def _cells(g: Gathered, r: dict[str, Any]) -> list[str]:
             if row is None:
                 out.append("-")
                 continue
-            text = f"{float(row['error']):.2f}" + (" (seen)" if row.get("seen") else "") \
-                + (" (lower bound)" if row.get("lower_bound") else "")
+            text = cell_text(row)
             paper = paper_numbers.paper_error(str(r.get("dataset")), defense, label, seen.get(defense, [])) \
                 if compare else None
             if paper is not None:
