@@ -38,13 +38,26 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert target.read_text().strip().startswith("{") and os.listdir(tmp_path) == ["out.json"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_unwritable_workspace_non_root(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    with pytest.raises(ArnkitError, match="not writable"):
-        Workspace.resolve(ro).dir("targets")
+def test_workspace_that_cannot_be_created_is_refused_even_as_root(tmp_path):
+    # Permission bits do not stop root (CI runs as root), but nobody can create a folder under a regular
+    # file: the workspace below is impossible for every user, so this test means the same everywhere.
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    workspace = blocker / "ws"
+    with pytest.raises(ArnkitError, match=r"ws is not writable \(.+\); pass --workspace DIR"):
+        Workspace.resolve(workspace).dir("targets")
+    with pytest.raises(ArnkitError, match="cannot write"):
+        write_json_atomic(workspace / "targets" / "x.json", {})
+
+    from typer.testing import CliRunner
+
+    from arnkit_cli.main import app
+
+    result = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--workspace", str(workspace)])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0].startswith("error: workspace ") and f"({blocker} is a file)" in lines[0], lines[0]
+    assert blocker.read_text() == "keep me" and os.listdir(tmp_path) == ["file"]  # nothing lost, nothing made
 
 
 def test_unwritable_workspace(tmp_path):
