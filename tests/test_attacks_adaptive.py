@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import keras
 import numpy as np
 import pytest
@@ -94,7 +92,6 @@ def test_pgd_through_bpda_defeats_a_quantizer_that_masks_gradients(tiny_classifi
     assert np.mean(np.argmax(defended(adv).numpy(), -1) != y) >= 0.9
 
 
-@pytest.mark.skipif(importlib.util.find_spec("arnkit.attacks.pgd") is None, reason="PGD not available")
 def test_registry_pgd_runs_through_bpda_and_eot(tiny_classifier, synthetic_data):
     x, y = synthetic_data[2][:64], synthetic_data[3][:64]
     result = attacks.make("pgd_n", dataset="mnist")(BPDA(round_quantizer, tiny_classifier), x, y, seed=0)

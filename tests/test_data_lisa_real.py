@@ -20,18 +20,56 @@ from arnkit import data
 from arnkit.data.lisa import CLASS_NAMES, RP2_CLASS_NAMES
 from arnkit.data.lisa_import import import_lisa
 
-LISA_TAR = Path(os.environ.get("ARNKIT_LISA_TAR", "/work/shared/data/lisa-16.tar"))
-pytestmark = pytest.mark.skipif(
-    not LISA_TAR.is_file(), reason=f"real LISA archive not found at {LISA_TAR} (set ARNKIT_LISA_TAR to its path)"
-)
+CHECKOUT = Path(__file__).resolve().parents[1]
 _IMAGE = re.compile(r"^LISA/(train|val)/(\d+)/[^/]+\.png$")
 
 
+def locate_archive(checkout: Path, env: dict[str, str]) -> tuple[str, Path | None, str]:
+    """("run", path, "") / ("skip", None, why) / ("fail", None, why) for the real archive.
+
+    CI keeps shared data in `<checkout>/../shared`: where that folder exists the archive must be in it (a
+    missing one is a broken CI, not a reason to skip in silence). $ARNKIT_LISA_TAR, when set, must exist."""
+    if env.get("ARNKIT_LISA_TAR"):
+        path = Path(env["ARNKIT_LISA_TAR"])
+        return ("run", path, "") if path.is_file() else ("fail", None, f"ARNKIT_LISA_TAR={path} is not a file")
+    shared = checkout.parent / "shared"
+    if not shared.is_dir():
+        return "skip", None, f"no {shared} beside the checkout; set ARNKIT_LISA_TAR to the real lisa-16.tar"
+    path = shared / "data" / "lisa-16.tar"
+    if not path.is_file():
+        return "fail", None, f"{shared} exists but {path} is missing: put the DOA release there"
+    return "run", path, ""
+
+
 @pytest.fixture(scope="module")
-def tar_folders() -> dict[str, dict[int, int]]:
+def lisa_tar() -> Path:
+    verdict, path, why = locate_archive(CHECKOUT, dict(os.environ))
+    if verdict == "skip":
+        pytest.skip(why)
+    if verdict == "fail":
+        pytest.fail(why)
+    return path
+
+
+def test_archive_is_found_beside_the_checkout_and_a_missing_one_fails(tmp_path):
+    checkout = tmp_path / "repo"
+    checkout.mkdir()
+    assert locate_archive(checkout, {})[0] == "skip"  # no ../shared at all: not a CI machine
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    verdict, _, why = locate_archive(checkout, {})
+    assert verdict == "fail" and "lisa-16.tar is missing" in why
+    tar = tmp_path / "shared" / "data" / "lisa-16.tar"
+    tar.write_bytes(b"")
+    assert locate_archive(checkout, {}) == ("run", tar, "")
+    assert locate_archive(checkout, {"ARNKIT_LISA_TAR": str(tmp_path / "nope.tar")})[0] == "fail"
+    assert locate_archive(tmp_path / "elsewhere", {"ARNKIT_LISA_TAR": str(tar)}) == ("run", tar, "")
+
+
+@pytest.fixture(scope="module")
+def tar_folders(lisa_tar) -> dict[str, dict[int, int]]:
     """Images per split and class folder, read straight from the tar (independent of arnkit's reader)."""
     counts: dict[str, dict[int, int]] = {"train": {}, "test": {}}
-    with tarfile.open(LISA_TAR) as tar:
+    with tarfile.open(lisa_tar) as tar:
         for member in tar:
             match = _IMAGE.match(member.name)
             if member.isfile() and match:
@@ -41,10 +79,10 @@ def tar_folders() -> dict[str, dict[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def imported(tmp_path_factory) -> tuple[dict, Path, dict[str, tuple[np.ndarray, np.ndarray]]]:
+def imported(tmp_path_factory, lisa_tar) -> tuple[dict, Path, dict[str, tuple[np.ndarray, np.ndarray]]]:
     data_dir = tmp_path_factory.mktemp("lisa") / "data"
     start = time.perf_counter()
-    result = import_lisa(LISA_TAR, data_dir)
+    result = import_lisa(lisa_tar, data_dir)
     print(f"\nreal LISA import: {time.perf_counter() - start:.1f} s")
     arrays = {split: data.load_arrays("lisa", split, data_dir=data_dir)[:2] for split in ("train", "test")}
     return result, data_dir, arrays
@@ -63,10 +101,10 @@ def test_real_lisa_counts_and_pixels(imported):
         assert len(np.unique(x.reshape(n, -1)[:, ::97], axis=0)) > 0.9 * n  # distinct images, not one repeated
 
 
-def test_real_lisa_label_map_matches_the_folders(imported, tar_folders):
+def test_real_lisa_label_map_matches_the_folders(imported, tar_folders, lisa_tar):
     _, data_dir, arrays = imported
     # The tar's README gives folder -> sign; arnkit's label is that sign's position in CLASS_NAMES.
-    with tarfile.open(LISA_TAR) as tar:
+    with tarfile.open(lisa_tar) as tar:
         readme = tar.extractfile("LISA/README.txt").read().decode()
     mapping = readme.split("Folder -> sign:", 1)[1].split("(there is no folder", 1)[0]
     folder_sign = {int(k): sign for k, sign in re.findall(r"(\d+) ([A-Za-z0-9]+)", mapping)}
@@ -89,12 +127,12 @@ def test_real_lisa_label_map_matches_the_folders(imported, tar_folders):
     assert [label_of[f] for f in folders] == test["label"].tolist()
 
 
-def test_real_lisa_second_import_is_reused(imported):
+def test_real_lisa_second_import_is_reused(imported, lisa_tar):
     result, data_dir, arrays = imported
     info = Path(result["path"]) / "dataset_info.json"
     stamp = info.stat().st_mtime_ns
     start = time.perf_counter()
-    again = import_lisa(LISA_TAR, data_dir)
+    again = import_lisa(lisa_tar, data_dir)
     assert time.perf_counter() - start < 5.0
     assert again["reused"] is True and again["sha256"] == result["sha256"] and again["counts"] == result["counts"]
     assert info.stat().st_mtime_ns == stamp
@@ -104,7 +142,7 @@ def test_real_lisa_second_import_is_reused(imported):
         np.testing.assert_array_equal(y2, y)
 
 
-def test_real_lisa_through_the_cli(tmp_path):
+def test_real_lisa_through_the_cli(tmp_path, lisa_tar):
     from typer.testing import CliRunner
 
     from arnkit_cli.main import app
@@ -113,7 +151,7 @@ def test_real_lisa_through_the_cli(tmp_path):
     workspace = ["--workspace", str(tmp_path)]
     before = json.loads(runner.invoke(app, ["datasets", "--json", *workspace]).stdout)
     assert {r["name"]: r["available"] for r in before["datasets"]}["lisa"] is False
-    result = runner.invoke(app, ["data", "import", "lisa", str(LISA_TAR), "--json", *workspace])
+    result = runner.invoke(app, ["data", "import", "lisa", str(lisa_tar), "--json", *workspace])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["dataset"] == "lisa" and record["reused"] is False
@@ -121,5 +159,5 @@ def test_real_lisa_through_the_cli(tmp_path):
     after = json.loads(runner.invoke(app, ["datasets", "--json", *workspace]).stdout)
     lisa = {r["name"]: r for r in after["datasets"]}["lisa"]
     assert lisa["available"] is True and lisa["reason"] == ""
-    plain = runner.invoke(app, ["data", "import", "lisa", str(LISA_TAR), *workspace])
+    plain = runner.invoke(app, ["data", "import", "lisa", str(lisa_tar), *workspace])
     assert plain.exit_code == 0 and "3,509 train / 1,148 test" in plain.output and "reused" in plain.output
