@@ -117,7 +117,8 @@ def evaluate(
     stdout.print(table(title, ["attack", *names], [[label] + [cell(n, label) for n in names] for label in labels]))
     for check in result["sanity"]:
         mark = "[green]pass[/]" if check["passed"] else "[bold red]FLAG[/]"
-        stdout.print(f"sanity {check['name']} ({check['defense']}): {mark} {check['value']} {check['detail']}")
+        stdout.print(f"sanity {check['name']} ({check['defense']}, {check.get('attack')}): {mark} {check['value']} "
+                     f"{check['detail']}")
     figures = [result.get(k) for k in ("grid_png", "ablation_png", "matrix_png") if result.get(k)]
     curves = result.get("convergence") or {}
     figures += [curves[k] for k in ("iterations_png", "eps_png") if curves.get(k)]

@@ -22,20 +22,26 @@ from keras import ops
 from arnkit import backend
 from arnkit.errors import ArnkitError
 
-LOSSES = ("ce", "margin")
+LOSSES = ("ce", "margin", "dlr")
 # Per model: jitted JAX functions keyed by what they were built for. The functions reach the model through a
 # weak reference, so the cache never keeps a model alive.
 _JAX_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def per_example_loss(logits: Any, labels: Any, loss: str, kappa: Any) -> Any:
-    """Cross-entropy of `labels`, or CW's margin min(max_{i != y} Z_i - Z_y, kappa), per example (keras.ops)."""
+    """Cross-entropy of `labels`, CW's margin min(max_{i != y} Z_i - Z_y, kappa), or Croce & Hein 2020's DLR
+    (max_{i != y} Z_i - Z_y) / (Z_pi1 - Z_pi3), per example (keras.ops)."""
     logits = ops.cast(logits, "float32")  # a reduced-precision model still gives a float32 loss
     if loss == "ce":
         return ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
     true_mask = ops.one_hot(labels, ops.shape(logits)[-1], dtype="float32")
     true_logit = ops.sum(logits * true_mask, axis=-1)
     best_other = ops.max(logits - 1e9 * true_mask, axis=-1)
+    if loss == "dlr":
+        # Scale-free: a defense that saturates the logits (so CE's gradient underflows) still has a margin.
+        ranked = ops.sort(logits, axis=-1)
+        third = min(3, int(logits.shape[-1]))
+        return (best_other - true_logit) / (ranked[..., -1] - ranked[..., -third] + 1e-12)
     return ops.minimum(best_other - true_logit, kappa)
 
 

@@ -1,11 +1,11 @@
 """The self-checks of an adaptive (white / BPDA) evaluation, run on the first SANITY_LIMIT test images: the
-sanity suite of `arnkit.evaluation.sanity` per defense (gradient, iterations, gradient-free, large eps and the
-white >= BPDA >= gray ordering), Carlini et al. 2019's convergence curves, and the marks on the numbers that
+sanity suite of `arnkit.evaluation.sanity` per defense (gradient and large eps once; iterations, gradient-free
+and the white >= BPDA >= gray ordering for every attack of the table), Carlini et al. 2019's convergence curves, and the marks on the numbers that
 are only lower bounds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +22,26 @@ from arnkit.evaluation.plan import (
     with_iterations,
 )
 from arnkit.evaluation.resolve import ResolvedDefense
-from arnkit.evaluation.score import defended_error as error_on
 from arnkit.evaluation.score import defended_predictions
 from arnkit.evaluation.threat_models import AttackedModel
+from arnkit.runs.adversarial import run_with_restarts
 
 SANITY_LIMIT = 200
 LARGE_EPS = 0.5
 LARGE_EPS_STEPS = 100
-# The gradient-masking check's gradient-free attack, run on the sanity subset; its budget (defaults: see
-# docs/attacks.md) can be shrunk here for quick runs.
+# The gradient-masking check's gradient-free attack; its budget (defaults: see docs/attacks.md) can be shrunk
+# here for quick runs.
 GRADIENT_FREE_ATTACK = "spsa_n"
 GRADIENT_FREE_PARAMS: dict[str, Any] = {}
-# SPSA spends its whole budget (100 x 128 forward passes) on every image it cannot fool, 5-20 s through a
-# pre-processor on 2 cores: the check runs both attacks on the first 50 sanity images.
-GRADIENT_FREE_LIMIT = 50
-
-# error(attack key, params, attacked model, restarts=1, limit=None) -> error rate (%) behind the defense
-DefendedError = Callable[..., float]
+# SPSA spends its whole budget (100 x 128 forward passes) on every image it cannot fool, so it runs only on the
+# images the gradient attacks left correct (an image they broke cannot count against them), up to this many.
+GRADIENT_FREE_LIMIT = 200
+WORST_CASE = "worst case"
 
 
 def sanity_suites(plan: EvaluationPlan, crafter: Crafter, classifier: Any, classifier_tag: str,
                   defenses: list[ResolvedDefense], x: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
-    """The suite for every real defense (the NONE row has nothing to check), on the table's first column."""
+    """The suite for every real defense (the NONE row has nothing to check), on every attack of the table."""
     checks: list[dict[str, Any]] = []
     for r in defenses:
         if not r.defense.white_box_checks:
@@ -52,62 +50,127 @@ def sanity_suites(plan: EvaluationPlan, crafter: Crafter, classifier: Any, class
     return checks
 
 
+@dataclass
+class _Suite:
+    """One defense's checks on the first SANITY_LIMIT images: what every check of it shares."""
+
+    plan: EvaluationPlan
+    crafter: Crafter
+    resolved: ResolvedDefense
+    classifier: Any
+    am: AttackedModel
+    xs: np.ndarray
+    ys: np.ndarray
+    _free: dict[tuple[float, bytes], np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.xs)
+
+    def wrong(self, key: str, params: dict[str, Any], attacked: AttackedModel | None = None,
+              restarts: int = 1) -> np.ndarray:
+        """Per sanity image: misclassified by the defended pipeline after `key` crafted against `attacked`."""
+        adv = self.crafter.craft(key, params, attacked or self.am, limit=self.n, restarts=restarts)
+        pred, _ = defended_predictions(self.resolved.defense, self.classifier, adv.x_adv)
+        return metrics.misclassified(pred, adv.labels)
+
+    def gradient_free_wrong(self, eps: float, survivors: np.ndarray) -> np.ndarray:
+        """The gradient-free attack at L-inf `eps` on the sanity images at `survivors` (indices), one restart:
+        which of them it breaks. Not cached on disk (a subset is not a prefix); reused within the suite."""
+        memo = (eps, survivors.tobytes())
+        if memo not in self._free:
+            attack = attack_registry.make(GRADIENT_FREE_ATTACK, dataset=self.plan.info,
+                                          **{**GRADIENT_FREE_PARAMS, "eps": eps})
+            if len(survivors):
+                result = run_with_restarts(attack, self.am.model, self.xs[survivors], self.ys[survivors], None,
+                                           seed=self.plan.seed, restarts=1, progress=self.crafter.ctx.progress,
+                                           label=f"{GRADIENT_FREE_ATTACK} (gradient-free check)")
+                pred, _ = defended_predictions(self.resolved.defense, self.classifier, result.x_adv)
+                self._free[memo] = metrics.misclassified(pred, self.ys[survivors])
+            else:
+                self._free[memo] = np.zeros(0, bool)
+        return self._free[memo]
+
+
 def sanity_suite(plan: EvaluationPlan, crafter: Crafter, resolved: ResolvedDefense, classifier: Any,
                  classifier_tag: str, x: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
-    """The checks of `arnkit.evaluation.sanity` for one defense, on the first SANITY_LIMIT images."""
-    spec, iterations, info, threat, restarts = plan.first, plan.first_count, plan.info, plan.threat, plan.restarts
+    """The checks of `arnkit.evaluation.sanity` for one defense, on the first SANITY_LIMIT images: the gradient
+    and large-eps checks once (they concern every attack column), then iterations, gradient-free and ordering
+    for every attack of the table, each row naming its column and the cells it concerns (`columns`)."""
     n = min(len(x), SANITY_LIMIT)
-    xs, ys = x[:n], y[:n]
-    am = threat.attacked_model(resolved.defense, classifier, classifier_tag=classifier_tag, defense_tag=resolved.tag)
-    checks = [sanity.gradient_check(am.model, xs, ys)]
+    am = plan.threat.attacked_model(resolved.defense, classifier, classifier_tag=classifier_tag,
+                                    defense_tag=resolved.tag)
+    suite = _Suite(plan, crafter, resolved, classifier, am, x[:n], y[:n])
+    name = resolved.defense.name
+    columns = [plan.label(s, c) for s in plan.specs for c in plan.plans[s.label]]
+    every = columns + ([WORST_CASE] if plan.several_columns else [])
 
-    def defended_error(key: str, params: dict[str, Any], attacked: AttackedModel, restarts: int = 1,
-                       limit: int | None = None) -> float:
-        adv = crafter.craft(key, params, attacked, limit=min(n, limit or n), restarts=restarts)
-        return error_on(resolved.defense, classifier, adv)
+    def row(check: sanity.SanityCheck, attack: str, concerns: list[str]) -> dict[str, Any]:
+        return {"defense": name, "attack": attack, "columns": concerns, **check.to_dict()}
 
+    per_attack = [attack_checks(plan, suite, spec, classifier_tag) for spec in plan.specs]
+    rows = [row(sanity.gradient_check(am.model, suite.xs, suite.ys), "every column", every)]
+    for label, checks in per_attack:
+        rows += [row(c, label, [label]) for c in checks if c.name != "ordering"]
+    large = {"eps": LARGE_EPS, "steps": LARGE_EPS_STEPS, "step_size": 2.5 * LARGE_EPS / LARGE_EPS_STEPS}
+    accuracy = 100.0 - metrics.error_rate(suite.wrong("pgd_n", large))
+    rows.append(row(sanity.large_eps_check(accuracy, plan.info.num_classes, LARGE_EPS), "every column", every))
+    for label, checks in per_attack:
+        rows += [row(c, label, [label]) for c in checks if c.name == "ordering"]
+    return rows
+
+
+def attack_checks(plan: EvaluationPlan, suite: _Suite, spec: AttackSpec,
+                  classifier_tag: str) -> tuple[str, list[sanity.SanityCheck]]:
+    """(the column checked: the spec at its first iteration count, [iterations, gradient_free, ordering?])."""
+    info, threat, restarts = plan.info, plan.threat, plan.restarts
+    count = plan.plans[spec.label][0]
+    label = plan.label(spec, count)
     name = iteration_param(spec.key, info)
     if name is not None:
-        base_count = iterations or default_iterations(spec.key, info, name)
-        error = defended_error(spec.key, with_iterations(spec, info, base_count), am, restarts)
-        doubled = defended_error(spec.key, with_iterations(spec, info, 2 * base_count), am, restarts)
-        checks.append(sanity.iterations_check(error, doubled, base_count))
-        strongest = with_iterations(spec, info, 2 * base_count)
+        base = count or default_iterations(spec.key, info, name)
+        params, strongest = with_iterations(spec, info, base), with_iterations(spec, info, 2 * base)
+        wrong = suite.wrong(spec.key, params, restarts=restarts)
+        doubled = suite.wrong(spec.key, strongest, restarts=restarts)
+        checks = [sanity.iterations_check(metrics.error_rate(wrong), metrics.error_rate(doubled), base)]
+        masks = {label: wrong, f"{spec.key} x{2 * base}": doubled}
     else:
-        checks.append(sanity.SanityCheck("iterations", True, None, "not applicable",
-                                         f"{spec.key} has no iteration count"))
-        error = defended_error(spec.key, dict(spec.params), am, restarts)
-        strongest = dict(spec.params)
-    checks.append(gradient_free_check(plan, spec, strongest, defended_error, am))
-    large = {"eps": LARGE_EPS, "steps": LARGE_EPS_STEPS, "step_size": 2.5 * LARGE_EPS / LARGE_EPS_STEPS}
-    checks.append(sanity.large_eps_check(100.0 - defended_error("pgd_n", large, am), info.num_classes, LARGE_EPS))
+        params = dict(spec.params)
+        wrong = suite.wrong(spec.key, params, restarts=restarts)
+        checks = [sanity.SanityCheck("iterations", True, None, "not applicable",
+                                     f"{spec.key} has no iteration count")]
+        masks = {label: wrong}
+    checks.append(gradient_free_check(plan, suite, spec, masks))
+    resolved = suite.resolved
     if threat.ordering_against and resolved.defense.restores:
-        params = with_iterations(spec, info, iterations)
-        others = {other.name: defended_error(spec.key, params, other.attacked_model(
-            resolved.defense, classifier, classifier_tag=classifier_tag, defense_tag=resolved.tag))
-            for other in threat.ordering_against}
-        checks.append(sanity.ordering_check(error, others))
-    return [{"defense": resolved.defense.name, "attack": spec.label, **c.to_dict()} for c in checks]
+        # Every error of the comparison with the same attack, iterations AND restarts (a white box with N
+        # restarts against one-restart proxies would lean toward passing).
+        others = {other.name: metrics.error_rate(suite.wrong(spec.key, params, other.attacked_model(
+            resolved.defense, suite.classifier, classifier_tag=classifier_tag, defense_tag=resolved.tag),
+            restarts=restarts)) for other in threat.ordering_against}
+        checks.append(sanity.ordering_check(metrics.error_rate(wrong), others, restarts))
+    return label, checks
 
 
-def gradient_free_check(plan: EvaluationPlan, spec: AttackSpec, strongest: dict[str, Any],
-                        defended_error: DefendedError, am: AttackedModel) -> sanity.SanityCheck:
-    """SPSA against the strongest gradient attack at the same L-inf budget on the same first
-    GRADIENT_FREE_LIMIT images. The table's attack (at its doubled iteration count) is the reference when it is
-    an untargeted L-inf gradient attack; otherwise PGD_N-100 at the table attack's eps (or the dataset's), since
-    a targeted or L2 attack is not the same budget."""
+def gradient_free_check(plan: EvaluationPlan, suite: _Suite, spec: AttackSpec,
+                        masks: dict[str, np.ndarray]) -> sanity.SanityCheck:
+    """SPSA against the gradient attacks at the same L-inf budget, on the sanity images. The gradient attacks
+    are the table's attack (at its iterations and twice them) when it is an untargeted L-inf gradient attack;
+    otherwise PGD_N-100 at the table attack's eps (or the dataset's), since a targeted or L2 attack is not the
+    same budget. SPSA then runs on every image they left correct (up to GRADIENT_FREE_LIMIT): an image it
+    breaks there is one the gradient missed."""
     attack = attack_registry.make(spec.key, dataset=plan.info, **spec.params)
     linf = attack.distance == "linf" and "eps" in attack.params()
     eps = float(attack.eps) if linf else float(attack_registry.make("pgd_n", dataset=plan.info).eps)
-    few = GRADIENT_FREE_LIMIT
-    if linf and not attack.targeted and not attack.gradient_free:
-        gradient = {spec.label: defended_error(spec.key, strongest, am, limit=few)}
-    else:
+    if not (linf and not attack.targeted and not attack.gradient_free):
         pgd = {"eps": eps, "steps": 100, "step_size": 2.5 * eps / 100}
-        gradient = {f"pgd_n@{eps:g}": defended_error("pgd_n", pgd, am, limit=few)}
-    free = {f"{GRADIENT_FREE_ATTACK}@{eps:g}": defended_error(GRADIENT_FREE_ATTACK, {**GRADIENT_FREE_PARAMS,
-                                                                                     "eps": eps}, am, limit=few)}
-    return sanity.gradient_free_check(gradient, free)
+        masks = {f"pgd_n@{eps:g}": suite.wrong("pgd_n", pgd, restarts=plan.restarts)}
+    broken = np.logical_or.reduce(list(masks.values()))
+    survivors = np.flatnonzero(~broken)[:GRADIENT_FREE_LIMIT]
+    fooled = suite.gradient_free_wrong(eps, survivors)
+    return sanity.gradient_free_check(
+        suite.n, {k: metrics.error_rate(m) for k, m in masks.items()}, metrics.error_rate(broken),
+        int((~broken).sum()), len(survivors), int(fooled.sum()), f"{GRADIENT_FREE_ATTACK}@{eps:g}")
 
 
 def convergence_curves(plan: EvaluationPlan, crafter: Crafter, classifier: Any, classifier_tag: str,
@@ -165,14 +228,15 @@ def convergence_curves(plan: EvaluationPlan, crafter: Crafter, classifier: Any, 
 
 def mark_lower_bounds(rows: list[dict[str, Any]], checks: list[dict[str, Any]], curves: dict[str, Any] | None,
                       label: str) -> None:
-    """A white-box number whose attack did not converge (iterations check failed, or the convergence curve
-    never settled within its cap) is a lower bound on the error: say so on the checked column's rows."""
+    """A white-box number whose attack did not converge (its column's iterations check failed, or the
+    convergence curve of column `label` never settled within its cap) is a lower bound on the error: say so
+    on the checked rows."""
     iteration_checks = [c for c in checks if c["name"] == "iterations" and c["value"] is not None]
-    checked = {c["defense"] for c in iteration_checks}
-    unconverged = {c["defense"] for c in iteration_checks if not c["passed"]}
+    checked = {(c["defense"], c["attack"]) for c in iteration_checks}
+    unconverged = {(c["defense"], c["attack"]) for c in iteration_checks if not c["passed"]}
     if curves:
-        checked |= set(curves["iterations"])
-        unconverged |= {d for d, c in curves["iterations"].items() if not c["converged"]}
+        checked |= {(d, label) for d in curves["iterations"]}
+        unconverged |= {(d, label) for d, c in curves["iterations"].items() if not c["converged"]}
     for row in rows:
-        if row["label"] == label and row["defense"] in checked:  # unchecked rows claim nothing
-            row["lower_bound"] = row["defense"] in unconverged
+        if (row["defense"], row["label"]) in checked:  # unchecked rows claim nothing
+            row["lower_bound"] = (row["defense"], row["label"]) in unconverged

@@ -18,11 +18,16 @@ FLAG = "!"  # marks a cell whose sanity check failed; the footnote names the che
 
 
 def failed_checks(checks: Sequence[dict[str, Any]] | None) -> dict[tuple[str, str], list[str]]:
-    """{(defense, column label): [names of the failed sanity checks that concern that cell]}."""
+    """{(defense, column label): [names of the failed sanity checks that concern that cell]}. A check names
+    the cells it concerns in `columns` (the gradient and large-eps checks: every attack column of its
+    defense); a record written before `columns` existed names one, its `attack`."""
     out: dict[tuple[str, str], list[str]] = {}
     for check in checks or []:
         if not check.get("passed", True):
-            out.setdefault((str(check.get("defense")), str(check.get("attack"))), []).append(str(check.get("name")))
+            for column in check.get("columns") or [check.get("attack")]:
+                names = out.setdefault((str(check.get("defense")), str(column)), [])
+                if str(check.get("name")) not in names:
+                    names.append(str(check.get("name")))
     return out
 
 

@@ -48,10 +48,15 @@ def results_record(plan: EvaluationPlan, targets: Targets, defenses: list[Resolv
         "surrogate": {"path": surrogate.path, "fingerprint": surrogate.tag} if surrogate else None,
         "attacks": [{"key": s.key, "label": s.label, "params": s.params, "iterations": plan.plans[s.label]}
                     for s in plan.specs],
-        "rows": rows, "sanity": checks, "sanity_passed": all(c["passed"] for c in checks),
+        "rows": rows, "sanity": checks, "sanity_passed": sanity_passed(checks),
         "convergence": curves,
         "arnkit_version": arnkit.__version__, "seconds": 0.0,
     }
+
+
+def sanity_passed(checks: list[dict[str, Any]]) -> bool | None:
+    """None when no check ran (gray box, transfer, --no-sanity): nothing was checked, so nothing passed."""
+    return all(c["passed"] for c in checks) if checks else None
 
 
 def grid_png(out_dir: Path, plan: EvaluationPlan, classifier: Any, natural: np.ndarray, adversarial: np.ndarray,
