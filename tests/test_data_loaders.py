@@ -112,13 +112,16 @@ def test_cifar10_import_then_load_offline(tmp_path):
     assert built == data_dir / "arnkit_cifar10" / "1.0.0"
     assert _leftovers(data_dir) == ["arnkit_cifar10"]  # no staging folder left behind
     assert Cifar10Source().availability(data_dir) is None
-    for split, count in TINY_COUNTS.items():
+    # val is the last 10% of the archive's training images (data/splits.py), train the rest
+    parts = {"train": slice(0, 90), "val": slice(90, 100), "test": slice(None)}
+    for split, part in parts.items():
         x, y, info = data.load_arrays("cifar10", split, data_dir=data_dir)
-        assert x.shape == (count, 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int64
+        source = "test" if split == "test" else "train"
+        assert x.shape == (len(expected[source][part]), 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int64
         assert 0.0 <= x.min() and x.max() <= 1.0
         # Archive order and pixel layout (1024 R, 1024 G, 1024 B per row) survive the round trip exactly.
-        np.testing.assert_array_equal(np.round(x * 255).astype(np.uint8), expected[split])
-        np.testing.assert_array_equal(y, labels[split])
+        np.testing.assert_array_equal(np.round(x * 255).astype(np.uint8), expected[source][part])
+        np.testing.assert_array_equal(y, labels[source][part])
     assert info.num_classes == 10
 
 
@@ -312,10 +315,13 @@ def test_lisa_original_archive_builds_offline(tmp_path):
     _lisa_original(manual / "signDatabasePublicFramesOnly")
     assert LisaSource().availability(data_dir) is None
     x_train, y_train, info = data.load_arrays("lisa", "train", data_dir=data_dir)
+    x_val, y_val, _ = data.load_arrays("lisa", "val", data_dir=data_dir)
     x_test, y_test, _ = data.load_arrays("lisa", "test", data_dir=data_dir)
     assert info.num_classes == 16 and (data_dir / "arnkit_lisa" / "1.0.0" / "dataset_info.json").is_file()
-    train, test = _check_crops(x_train, y_train), _check_crops(x_test, y_test)
-    assert not train & test
+    # val is held out of the builder's train split (data/splits.py): together they are its train split
+    train, val, test = _check_crops(x_train, y_train), _check_crops(x_val, y_val), _check_crops(x_test, y_test)
+    assert not train & test and not train & val and not val & test
+    train |= val
     label = {tag: CLASS_NAMES.index(tag) for tag in KEPT}
     # Every annotation of a kept class appears once; the excluded tags are gone.
     assert train | test == {(label[tag], i) for tag in KEPT for i in range(TAG_COUNTS[tag])}
