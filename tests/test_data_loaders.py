@@ -396,7 +396,8 @@ def test_lisa_doa_release_keeps_its_split_and_maps_folders(tmp_path):
     data_dir = tmp_path / "data"
     _doa_release(data_dir / "downloads" / "manual")
     assert LisaSource().availability(data_dir) is None
-    for split, per_class in (("train", 3), ("test", 2)):
+    # The release's 3 training images per class (3 tracks) are train 2 + val 1 (data/splits.py: >= 1 val track).
+    for split, per_class in (("train", 2), ("val", 1), ("test", 2)):
         x, y, _ = data.load_arrays("lisa", split, data_dir=data_dir)
         assert x.shape == (3 * per_class, 32, 32, 3)
         # Folder k is RP2's class k: 0 addedLane -> 0, 13 stop -> 12, 16 yield -> 15.
@@ -440,7 +441,10 @@ def _check_tiny_lisa(data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]
     shade_of_label = {label_of[k]: shade for k, shade in ALL_FOLDERS.items()}
     out = {}
     for split, count in TINY_LISA.items():
-        x, y, _ = data.load_arrays("lisa", split, data_dir=data_dir)
+        # the release's train folders are arnkit's train + val (data/splits.py)
+        parts = [data.load_arrays("lisa", p, data_dir=data_dir)[:2] for p in (("train", "val") if split == "train"
+                                                                              else (split,))]
+        x, y = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
         assert x.shape == (count, 32, 32, 3) and x.dtype == np.float32
         assert np.bincount(y, minlength=16).tolist() == [count // 16] * 16
         red = np.round(x[..., 0] * 255).astype(int)
