@@ -2,10 +2,11 @@
 
 Trains `arnkit train --adaptive` (plus any `--set NAME=VALUE` ARNConfig overrides) in a workspace holding the
 MNIST target and pools, and at every checkpoint scores the snapshot: white-box PGD_T (eps .3, 40 iterations,
-through ARN + target) on the first LIMIT test images and clean error behind ARN on the first 1,000. The time
-spent scoring is kept out of the training time.
+through ARN + target) on the first LIMIT images of --split and clean error behind ARN on its first 1,000. The
+split is `val` by default (held out of train: for choosing a setting); `--split test` reports a chosen one. The
+time spent scoring is kept out of the training time.
 
-    python bench/adaptive_tradeoff.py WS [--steps 3000] [--every 500] [--limit 200] [--set adaptive_share=0.5]
+    python bench/adaptive_tradeoff.py WS [--split val] [--steps 3000] [--every 500] [--limit 200] [--set adaptive_share=0.5]
 
 Writes WS/adaptive-tradeoff.json: one point per snapshot (step, training seconds so far, errors) and the run's
 record path.
@@ -37,6 +38,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=500)
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--split", choices=("val", "test"), default="val",
+                        help="images scored: val (pick a setting; the default) or test (report the chosen one)")
     args = parser.parse_args()
     from arnkit import attacks, data
     from arnkit.attacks.adaptive import compose
@@ -47,7 +50,7 @@ def main() -> None:
     overrides = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     ws = args.workspace
     classifier, _ = ensure_target("mnist", workspace=ws)
-    x, y, _ = data.load_arrays("mnist", "test", limit=1000, data_dir=ws / "data")
+    x, y, _ = data.load_arrays("mnist", args.split, limit=1000, data_dir=ws / "data")
     points, scoring = [], [0.0]
     started = time.perf_counter()
 
@@ -66,7 +69,7 @@ def main() -> None:
 
     record = train_defense("mnist", workspace=ws, steps=args.steps, adaptive=True, checkpoint_every=args.every,
                            config_overrides=overrides, on_checkpoint=score)
-    out = {"overrides": overrides, "steps": args.steps, "white_limit": args.limit, "points": points,
+    out = {"overrides": overrides, "steps": args.steps, "split": args.split, "white_limit": args.limit, "points": points,
            "record": str(Path(record["defense_path"]).parent / "record.json"), "adaptive": record["adaptive"],
            "scoring_seconds": round(scoring[0], 1), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     (ws / "adaptive-tradeoff.json").write_text(json.dumps(out, indent=1))

@@ -51,7 +51,7 @@ def parse_params(pairs: list[str] | None) -> dict:
 def attack(
     attack: Annotated[str, typer.Option("--attack", "-a", help="Registry key (see `arnkit attacks`).")] = "pgd_n",
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")] = "mnist",
-    split: Annotated[str, typer.Option("--split", help="train or test.")] = "test",
+    split: Annotated[str, typer.Option("--split", help="train, val (held out of train) or test.")] = "test",
     limit: Annotated[int, typer.Option("--limit", help="First N images of the split; 0 = all.")] = 1000,
     eps: Annotated[float | None, typer.Option("--eps", help="Budget; default: the paper's for the dataset.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Attack parameter key=value.")] = None,

@@ -50,8 +50,10 @@ def evaluate(
     threat_model: Annotated[str, typer.Option(
         "--threat-model", "-t", help=f"One of: {', '.join(THREAT_MODELS)}.")] = "gray",
     limit: Annotated[int | None, typer.Option(
-        "--limit", help="First N test images; 0 = the whole test split. Default: 1000 (or the split if smaller).")
+        "--limit", help="First N images of --split; 0 = the whole split. Default: 1000 (or the split if smaller).")
                      ] = None,
+    split: Annotated[str, typer.Option(
+        "--split", help="test (report) or val (held out of train: pick a setting on it).")] = "test",
     iterations: Annotated[int | None, typer.Option(
         "--iterations", help="Attack iterations (default: the attack's; BPDA runs 40 and 100).")] = None,
     restarts: Annotated[int, typer.Option(
@@ -97,7 +99,7 @@ def evaluate(
                             iterations=iterations, restarts=restarts, convergence_curves=convergence,
                             max_iterations=max_iterations, surrogate=surrogate, target_model=target_model,
                             ablation=ablation, matrix=matrix, train_steps=train_steps, sanity_checks=sanity,
-                            seed=seed, workspace=workspace, progress=make_progress(json_out),
+                            seed=seed, split=split, workspace=workspace, progress=make_progress(json_out),
                             **target_options(target, input_scale, logits))
     if json_out:
         emit_json(result)

@@ -84,7 +84,7 @@ def imported(tmp_path_factory, lisa_tar) -> tuple[dict, Path, dict[str, tuple[np
     start = time.perf_counter()
     result = import_lisa(lisa_tar, data_dir)
     print(f"\nreal LISA import: {time.perf_counter() - start:.1f} s")
-    arrays = {split: data.load_arrays("lisa", split, data_dir=data_dir)[:2] for split in ("train", "test")}
+    arrays = {split: data.load_arrays("lisa", split, data_dir=data_dir)[:2] for split in ("train", "val", "test")}
     return result, data_dir, arrays
 
 
@@ -94,7 +94,8 @@ def test_real_lisa_counts_and_pixels(imported):
     assert result["counts"] == {"train": 3509, "test": 1148}
     assert Path(result["path"]) == data_dir / "arnkit_lisa" / "1.0.0"
     assert sorted(p.name for p in data_dir.iterdir()) == ["arnkit_lisa"]  # no staging left
-    for split, n in (("train", 3509), ("test", 1148)):
+    # DOA's 3,509 training images are arnkit's train + val (val: 10% of each class's tracks, data/splits.py)
+    for split, n in (("train", 3128), ("val", 381), ("test", 1148)):
         x, y = arrays[split]
         assert x.shape == (n, 32, 32, 3) and x.dtype == np.float32 and y.shape == (n,)
         assert x.min() >= 0.0 and x.max() <= 1.0 and x.std() > 0.05
@@ -116,7 +117,9 @@ def test_real_lisa_label_map_matches_the_folders(imported, tar_folders, lisa_tar
         expected = np.zeros(16, np.int64)
         for folder, n in per_folder.items():
             expected[label_of[folder]] = n
-        assert np.bincount(arrays[split][1], minlength=16).tolist() == expected.tolist()
+        # the tar's train folders hold arnkit's train + val
+        labels = np.concatenate([arrays["train"][1], arrays["val"][1]]) if split == "train" else arrays[split][1]
+        assert np.bincount(labels, minlength=16).tolist() == expected.tolist()
 
     # Per example: the stored source path's folder maps to the stored label.
     import tensorflow_datasets as tfds

@@ -112,13 +112,16 @@ def test_cifar10_import_then_load_offline(tmp_path):
     assert built == data_dir / "arnkit_cifar10" / "1.0.0"
     assert _leftovers(data_dir) == ["arnkit_cifar10"]  # no staging folder left behind
     assert Cifar10Source().availability(data_dir) is None
-    for split, count in TINY_COUNTS.items():
+    # val is the last 10% of the archive's training images (data/splits.py), train the rest
+    parts = {"train": slice(0, 90), "val": slice(90, 100), "test": slice(None)}
+    for split, part in parts.items():
         x, y, info = data.load_arrays("cifar10", split, data_dir=data_dir)
-        assert x.shape == (count, 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int64
+        source = "test" if split == "test" else "train"
+        assert x.shape == (len(expected[source][part]), 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int64
         assert 0.0 <= x.min() and x.max() <= 1.0
         # Archive order and pixel layout (1024 R, 1024 G, 1024 B per row) survive the round trip exactly.
-        np.testing.assert_array_equal(np.round(x * 255).astype(np.uint8), expected[split])
-        np.testing.assert_array_equal(y, labels[split])
+        np.testing.assert_array_equal(np.round(x * 255).astype(np.uint8), expected[source][part])
+        np.testing.assert_array_equal(y, labels[source][part])
     assert info.num_classes == 10
 
 
@@ -312,10 +315,13 @@ def test_lisa_original_archive_builds_offline(tmp_path):
     _lisa_original(manual / "signDatabasePublicFramesOnly")
     assert LisaSource().availability(data_dir) is None
     x_train, y_train, info = data.load_arrays("lisa", "train", data_dir=data_dir)
+    x_val, y_val, _ = data.load_arrays("lisa", "val", data_dir=data_dir)
     x_test, y_test, _ = data.load_arrays("lisa", "test", data_dir=data_dir)
     assert info.num_classes == 16 and (data_dir / "arnkit_lisa" / "1.0.0" / "dataset_info.json").is_file()
-    train, test = _check_crops(x_train, y_train), _check_crops(x_test, y_test)
-    assert not train & test
+    # val is held out of the builder's train split (data/splits.py): together they are its train split
+    train, val, test = _check_crops(x_train, y_train), _check_crops(x_val, y_val), _check_crops(x_test, y_test)
+    assert not train & test and not train & val and not val & test
+    train |= val
     label = {tag: CLASS_NAMES.index(tag) for tag in KEPT}
     # Every annotation of a kept class appears once; the excluded tags are gone.
     assert train | test == {(label[tag], i) for tag in KEPT for i in range(TAG_COUNTS[tag])}
@@ -390,7 +396,8 @@ def test_lisa_doa_release_keeps_its_split_and_maps_folders(tmp_path):
     data_dir = tmp_path / "data"
     _doa_release(data_dir / "downloads" / "manual")
     assert LisaSource().availability(data_dir) is None
-    for split, per_class in (("train", 3), ("test", 2)):
+    # The release's 3 training images per class (3 tracks) are train 2 + val 1 (data/splits.py: >= 1 val track).
+    for split, per_class in (("train", 2), ("val", 1), ("test", 2)):
         x, y, _ = data.load_arrays("lisa", split, data_dir=data_dir)
         assert x.shape == (3 * per_class, 32, 32, 3)
         # Folder k is RP2's class k: 0 addedLane -> 0, 13 stop -> 12, 16 yield -> 15.
@@ -434,7 +441,10 @@ def _check_tiny_lisa(data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]
     shade_of_label = {label_of[k]: shade for k, shade in ALL_FOLDERS.items()}
     out = {}
     for split, count in TINY_LISA.items():
-        x, y, _ = data.load_arrays("lisa", split, data_dir=data_dir)
+        # the release's train folders are arnkit's train + val (data/splits.py)
+        parts = [data.load_arrays("lisa", p, data_dir=data_dir)[:2] for p in (("train", "val") if split == "train"
+                                                                              else (split,))]
+        x, y = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
         assert x.shape == (count, 32, 32, 3) and x.dtype == np.float32
         assert np.bincount(y, minlength=16).tolist() == [count // 16] * 16
         red = np.round(x[..., 0] * 255).astype(int)

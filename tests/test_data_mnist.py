@@ -20,8 +20,9 @@ def test_mnist_shapes_range_and_label_counts():
     assert 0.0 == x.min() and x.max() == 1.0
     assert np.bincount(y).tolist() == CANONICAL_TEST_COUNTS
     x_train, y_train, _ = data.load_arrays("mnist", "train")
-    assert x_train.shape == (60000, 28, 28, 1)
-    assert np.bincount(y_train).tolist() == CANONICAL_TRAIN_COUNTS
+    assert x_train.shape == (55000, 28, 28, 1)  # the last 5,000 of MNIST's 60,000 are val (data/splits.py)
+    _, y_val, _ = data.load_arrays("mnist", "val")
+    assert (np.bincount(y_train) + np.bincount(y_val)).tolist() == CANONICAL_TRAIN_COUNTS
     assert abs(float(x_train.mean()) - 0.1307) < 1e-3
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arnkit.data import splits
 from arnkit.data.base import SPLITS, DatasetInfo, DatasetSource
 from arnkit.data.budgets import Budgets
 from arnkit.data.cifar10 import Cifar10Source
@@ -79,20 +80,35 @@ def availability(name: str, data_dir: str | Path | None = None) -> str | None:
 def load_arrays(
     name: str, split: str = "train", *, limit: int | None = None, data_dir: str | Path | None = None
 ) -> tuple[np.ndarray, np.ndarray, DatasetInfo]:
-    """(images float32 [0,1] NHWC, labels int64, info). `limit` keeps the first N examples."""
+    """(images float32 [0,1] NHWC, labels int64, info). `limit` keeps the first N examples.
+    `train` is the source's training images minus `val` (arnkit.data.splits); `test` is the source's own."""
     directory = _default_data_dir(data_dir)
     source = get_source(name, directory)
     if split not in SPLITS:
         raise ArnkitError(f"unknown split '{split}'; choose one of: {', '.join(SPLITS)}")
+    if split == "val" and splits.rule(source.info.name) is None:
+        splits.val_positions(source.info.name, np.zeros(0))  # no val for this dataset: one line, before any read
     reason = source.availability(directory)
     if reason is not None:
         raise ArnkitError(reason)
-    x, y = source.load_arrays(split, directory)
+    if split == "test":
+        x, y = source.load_arrays("test", directory)
+    else:
+        x, y = source.load_arrays("train", directory)
+        where = split_positions(source, split, y, directory)
+        x, y = x[where], y[where]
     if limit is not None and limit > 0:
         if limit > len(x):
             raise ArnkitError(f"--limit {limit} is larger than the {name} {split} split ({len(x)}); use a smaller value")
         x, y = x[:limit], y[:limit]
     return x, y, source.info
+
+
+def split_positions(source: DatasetSource, split: str, labels: np.ndarray, data_dir: Path) -> np.ndarray:
+    """Positions of `split` ('train' or 'val') in the source's full training arrays (their `labels`)."""
+    groups = getattr(source, "train_groups", None)
+    return splits.positions(source.info.name, split, labels,
+                            (lambda: groups(data_dir)) if groups is not None else None)
 
 
 def load(name: str, split: str = "train", *, limit: int | None = None, data_dir: str | Path | None = None):

@@ -21,7 +21,7 @@ def pixel_range_fix(low: float, high: float) -> str:
         return f"shift them into [0, 1]: (x - ({low:.3g})) / ({high:.3g} - ({low:.3g})), or (x + 1) / 2 for [-1, 1]"
     return "rescale them into [0, 1]: (x - x.min()) / (x.max() - x.min())"
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")  # train and val partition the source's training images (data/splits.py)
 
 
 @dataclass(frozen=True)
@@ -68,4 +68,5 @@ class DatasetSource(Protocol):
         """None when loadable right now (no network), else a one-line reason with the fix."""
 
     def load_arrays(self, split: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-        """(images float32 [0,1] NHWC, labels int64) for the split."""
+        """(images float32 [0,1] NHWC, labels int64) for the source's own split, 'train' (val included) or
+        'test'. A source whose val rule holds out tracks also has `train_groups(data_dir)`: one key per image."""

@@ -37,7 +37,7 @@ TFDS_NAME = "cifar10"
 class Cifar10Source:
     info = DatasetInfo(
         name="cifar10", shape=(32, 32, 3), num_classes=10, class_names=CLASS_NAMES,
-        budgets=budgets.CIFAR10, split_sizes={"train": 50000, "test": 10000}, default_model="resnet",
+        budgets=budgets.CIFAR10, split_sizes={"train": 45000, "val": 5000, "test": 10000}, default_model="resnet",
         description="CIFAR-10 via TFDS (prepared offline or imported from cifar-10-python.tar.gz)",
     )
 

@@ -61,14 +61,15 @@ from arnkit.data.lisa_files import (  # noqa: F401  (re-exported: the names impo
     find_lisa_files,
     missing_message,
 )
-from arnkit.data.tfds_local import manual_dir, prepared_dir, read_split
+from arnkit.data.tfds_local import manual_dir, prepared_dir, read_sources, read_split
 from arnkit.errors import ArnkitError
 
 
 class LisaSource:
     info = DatasetInfo(
         name="lisa", shape=(32, 32, 3), num_classes=16, class_names=CLASS_NAMES, budgets=budgets.LISA,
-        split_sizes=dict(DOA_COUNTS), default_model="lisa_cnn",
+        # DOA's 3,509 training images less the val tracks (data/splits.py): 3,128 train + 381 val.
+        split_sizes={"train": 3128, "val": 381, "test": DOA_COUNTS["test"]}, default_model="lisa_cnn",
         description="LISA traffic signs, 16 classes, 32x32 (`arnkit data import lisa PATH`; sizes are the paper's / DOA's)",
     )
 
@@ -78,6 +79,15 @@ class LisaSource:
         return missing_message(data_dir)
 
     def load_arrays(self, split: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+        return read_split(self._built(data_dir), split)
+
+    def train_groups(self, data_dir: Path) -> list[str]:
+        """The track (video) of every training image, in load order: val holds out whole tracks."""
+        from arnkit.data.splits import track_of
+
+        return [track_of(source) for source in read_sources(self._built(data_dir), "train")]
+
+    def _built(self, data_dir: Path) -> Path:
         builder_dir = prepared_dir(data_dir, BUILDER_NAME)
         if builder_dir is None:
             if find_lisa_files(manual_dir(data_dir)) is None:
@@ -85,4 +95,4 @@ class LisaSource:
             from arnkit.data.lisa_builder import build_lisa
 
             builder_dir = build_lisa(data_dir)
-        return read_split(builder_dir, split)
+        return builder_dir

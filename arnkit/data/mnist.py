@@ -23,7 +23,7 @@ class MnistSource:
         num_classes=10,
         class_names=tuple(str(i) for i in range(10)),
         budgets=budgets.MNIST,
-        split_sizes={"train": 60000, "test": 10000},
+        split_sizes={"train": 55000, "val": 5000, "test": 10000},
         default_model="lenet",
         description="MNIST digits, embedded copy (offline)",
     )

@@ -17,7 +17,7 @@ class SyntheticSource:
         num_classes=4,
         class_names=("top-left", "top-right", "bottom-left", "bottom-right"),
         budgets=budgets.SYNTHETIC,
-        split_sizes={"train": 512, "test": 128},
+        split_sizes={"train": 512, "val": 64, "test": 128},
         default_model="lenet",
         description="tiny deterministic 4-class set for tests",
     )
@@ -26,7 +26,10 @@ class SyntheticSource:
         return None
 
     def load_arrays(self, split: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-        n = self.info.split_sizes[split]
+        # The source's train holds train + val (the last 64: splits.RULES); drawn in one go, so the first 512
+        # images are the ones the 512-image set of before had.
+        sizes = self.info.split_sizes
+        n = sizes["train"] + sizes["val"] if split == "train" else sizes[split]
         rng = np.random.default_rng(0 if split == "train" else 1)
         h, w, c = self.info.shape
         labels = np.arange(n, dtype=np.int64) % self.info.num_classes

@@ -66,3 +66,19 @@ def read_split(builder_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if images.ndim != 4 or images.dtype != np.uint8:
         raise ArnkitError(f"{builder_dir} holds images of shape {images.shape} {images.dtype}, expected uint8 NHWC")
     return images.astype(np.float32) / 255.0, np.asarray(arrays["label"]).astype(np.int64)
+
+
+def read_sources(builder_dir: Path, split: str) -> list[str]:
+    """The `source` feature (the file an image was cut from) of every example of one split, in read order."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder_from_directory(builder_dir)
+        arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
+        sources = arrays["source"]
+    except Exception as exc:  # tfds raises many types for a damaged folder
+        raise ArnkitError(
+            f"cannot read the sources of '{split}' in {builder_dir} ({first_line(exc)}); delete that folder and "
+            "prepare it again"
+        ) from None
+    return [s.decode("utf-8", "replace") if isinstance(s, bytes) else str(s) for s in sources]

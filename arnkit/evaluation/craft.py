@@ -23,12 +23,13 @@ class Crafter:
     """What every set of one evaluation shares: the run context (dataset, workspace, seed, progress)."""
 
     ctx: RunContext
+    split: str = "test"
 
     def craft(self, key: str, params: dict[str, Any], attacked: AttackedModel, *, limit: int,
               restarts: int = 1) -> AdversarialSet:
-        """The test-split set of attack `key` with `params` against `attacked` (crafted or loaded, typed; its
+        """The split's set of attack `key` with `params` against `attacked` (crafted or loaded, typed; its
         file's path in `.path` and `attrs['path']`)."""
-        return craft_set(self.ctx, key, split="test", limit=limit, params=params, model=attacked.model,
+        return craft_set(self.ctx, key, split=self.split, limit=limit, params=params, model=attacked.model,
                          fingerprint=attacked.tag, restarts=restarts)
 
 

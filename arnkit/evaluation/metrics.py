@@ -33,6 +33,30 @@ def error_rate(wrong: np.ndarray) -> float:
     return float(100.0 * wrong.mean()) if wrong.size else 0.0
 
 
+# z for a two-sided 95% interval (the normal quantile 0.975)
+Z95 = 1.959963984540054
+
+
+def wilson_interval(wrong: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval (percent, 0-100) for `wrong` misclassified of `n` images: unlike the normal
+    approximation it stays inside [0, 100] and is not zero-width at 0 or n errors. n = 0: (0, 100)."""
+    if n <= 0:
+        return 0.0, 100.0
+    if not 0 <= wrong <= n:
+        raise ArnkitError(f"an error count of {wrong} out of {n} images is impossible")
+    p, z2 = wrong / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return float(100.0 * max(0.0, centre - half)), float(100.0 * min(1.0, centre + half))
+
+
+def error_interval(error: float, n: int) -> list[float]:
+    """The 95% Wilson interval of a table cell from its error rate (%) and image count, rounded like the
+    cells: the count of wrong images is recovered exactly, since cells keep 4 decimals of a percent."""
+    lo, hi = wilson_interval(int(round(float(error) * int(n) / 100.0)), int(n))
+    return [round(lo, 4), round(hi, 4)]
+
+
 def worst_case(wrong_by_attack: Mapping[str, np.ndarray]) -> np.ndarray:
     """Per example: wrong under at least one attack (the attacker picks the best attack per image)."""
     masks = [np.asarray(m, dtype=bool) for m in wrong_by_attack.values()]

@@ -114,6 +114,7 @@ class EvaluationPlan:
     seed: int
     sanity_checks: bool  # --sanity / --no-sanity, as given (part of the output folder's key)
     max_iterations: int | None  # the convergence curves' cap; None: no curves
+    split: str = "test"  # the images scored: test, or val while a setting is being chosen
 
     @property
     def first(self) -> AttackSpec:
@@ -156,11 +157,13 @@ class EvaluationPlan:
 
 def plan_evaluation(info: DatasetInfo, attack: str, threat: ThreatModel, *, limit: int | None,
                     iterations: int | None, restarts: int, convergence_curves: bool, max_iterations: int,
-                    sanity_checks: bool, seed: int) -> EvaluationPlan:
+                    sanity_checks: bool, seed: int, split: str = "test") -> EvaluationPlan:
     """Check the options against each other and the dataset, in the order a user fixes them; `restarts`
     must already be checked."""
+    if split not in ("val", "test"):
+        raise ArnkitError(f"--split {split} cannot be scored; choose val (to pick a setting) or test (to report)")
     specs = attack_specs(attack, info)
-    n_limit = image_limit(limit, info)
+    n_limit = image_limit(limit, info, split)
     plans = {spec.label: iteration_plan(spec, info, threat, iterations) for spec in specs}
     if convergence_curves:
         if not threat.allows_convergence_curves:
@@ -173,4 +176,4 @@ def plan_evaluation(info: DatasetInfo, attack: str, threat: ThreatModel, *, limi
             convergence.check_max_iterations(max_iterations, base)
     return EvaluationPlan(info=info, threat=threat, attack=attack, specs=specs, plans=plans, limit=n_limit,
                           iterations=iterations, restarts=restarts, seed=seed, sanity_checks=sanity_checks,
-                          max_iterations=int(max_iterations) if convergence_curves else None)
+                          max_iterations=int(max_iterations) if convergence_curves else None, split=split)

@@ -64,9 +64,9 @@ def resolve_targets(ctx: RunContext, *, target_model: str | None, seed: int) -> 
     return Targets(classifier, record, base_record.fingerprint, bool(target_model))
 
 
-def load_test_images(info: DatasetInfo, ws: Workspace, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `limit` test images and labels (0: all of them)."""
-    x, y, _ = data.load_arrays(info.name, "test", limit=limit or None, data_dir=ws.data_dir)
+def load_test_images(info: DatasetInfo, ws: Workspace, limit: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The first `limit` images and labels of `split` (test, or val; 0: all of them)."""
+    x, y, _ = data.load_arrays(info.name, split, limit=limit or None, data_dir=ws.data_dir)
     return x, y
 
 

@@ -22,8 +22,8 @@ def evaluate_plan(plan: EvaluationPlan, ctx: RunContext, targets: Targets, defen
     (a `time.perf_counter()`) is where the record's wall time counts from (default: now)."""
     started = time.perf_counter() if started is None else started
     ws = ctx.workspace
-    x, y = load_test_images(plan.info, ws, plan.limit)
-    crafter = Crafter(ctx)
+    x, y = load_test_images(plan.info, ws, plan.limit, plan.split)
+    crafter = Crafter(ctx, plan.split)
     classifier, classifier_tag = targets.classifier, targets.record.fingerprint
 
     rows = clean_rows(defenses, classifier, x, y, plan.threat)

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from arnkit.evaluation import metrics
 from arnkit.io import atomic_path, write_json_atomic
 from arnkit.workspace import Workspace
 
 CSV_FIELDS = ("defense", "threat_model", "attack", "label", "iterations", "restarts", "seen", "n", "error",
-              "lower_bound", "seconds", "failed_checks")
+              "error_lo", "error_hi", "lower_bound", "seconds", "failed_checks")
 FLAG = "!"  # marks a cell whose sanity check failed; the footnote names the check
 
 
@@ -40,7 +41,9 @@ def pivot(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str], dict[tu
 
 def cell_text(row: dict[str, Any]) -> str:
     """One error cell: the rate (%) and whether the attack was seen, or only a lower bound."""
-    return (f"{float(row['error']):.2f}" + (" (seen)" if row.get("seen") else "")
+    ci = row.get("error_ci")  # the 95% interval over images (absent in results written before it existed)
+    return (f"{float(row['error']):.2f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+            + (" (seen)" if row.get("seen") else "")
             + (" (lower bound)" if row.get("lower_bound") else ""))
 
 
@@ -64,6 +67,9 @@ def markdown_table(rows: Sequence[dict[str, Any]], *, title: str = "",
     n = sorted({r["n"] for r in rows})
     lines += ["", f"Error rates (%), lower is better; n = {', '.join(map(str, n))} images; "
               "'(seen)' marks attacks the defense was trained on."]
+    if any(r.get("error_ci") for r in rows):
+        lines.append("[lo, hi]: the 95% Wilson score interval of the error over the images (its spread from "
+                     "the finite sample only, not over seeds).")
     if any(r.get("lower_bound") for r in rows):
         lines.append("'(lower bound)': the attack had not converged (sanity check `iterations` or the "
                      "convergence curve), so the true error may be higher.")
@@ -80,9 +86,18 @@ def csv_text(rows: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]] | 
     writer.writeheader()
     for row in rows:
         failed = ";".join(flagged.get((row.get("defense"), row.get("label")), []))
+        lo, hi = row.get("error_ci") or ("", "")
         writer.writerow({**{k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS},
-                         "failed_checks": failed})
+                         "error_lo": lo, "error_hi": hi, "failed_checks": failed})
     return buffer.getvalue()
+
+
+def add_intervals(rows: Sequence[dict[str, Any]]) -> None:
+    """Give each row with an image count its 95% interval, `error_ci: [lo, hi]` (%), in place: every table
+    written (evaluate's, train's closing report, the studies') carries it."""
+    for row in rows:
+        if row.get("n") and "error" in row:
+            row.setdefault("error_ci", metrics.error_interval(row["error"], row["n"]))
 
 
 def write_tables(directory: Path, stem: str, record: dict[str, Any], *,
@@ -92,6 +107,7 @@ def write_tables(directory: Path, stem: str, record: dict[str, Any], *,
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"json": directory / f"{stem}.json", "csv": directory / f"{stem}.csv", "markdown": directory / f"{stem}.md"}
     record["files"] = {k: str(v) for k, v in paths.items()}
+    add_intervals(record["rows"])
     write_json_atomic(paths["json"], workspace.relative_paths(record) if workspace else record)
     checks = record.get("sanity")
     for kind, text in (("csv", csv_text(record["rows"], checks)),

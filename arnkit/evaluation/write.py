@@ -24,6 +24,8 @@ def output_folder(plan: EvaluationPlan, ws: Workspace, targets: Targets, defense
                    "attacks": [s.label for s in plan.specs], "defenses": [r.tag for r in defenses],
                    "target": targets.record.fingerprint, "limit": plan.limit, "iterations": plan.iterations,
                    "surrogate": surrogate.tag if surrogate else "", "seed": plan.seed, "sanity": plan.sanity_checks}
+    if plan.split != "test":  # keyed only when not test: earlier evaluation folders keep their names
+        spec_record["split"] = plan.split
     if plan.restarts > 1:  # keyed only when used: earlier evaluation folders keep their names
         spec_record["restarts"] = plan.restarts
     if plan.convergence_curves:
@@ -40,7 +42,7 @@ def results_record(plan: EvaluationPlan, targets: Targets, defenses: list[Resolv
     info, threat, record = plan.info, plan.threat, targets.record
     return {
         "title": f"{info.name}: error rates (%) under the {threat.name} threat model",
-        "dataset": info.name, "threat_model": threat.name, "split": "test", "n": n, "seed": plan.seed,
+        "dataset": info.name, "threat_model": threat.name, "split": plan.split, "n": n, "seed": plan.seed,
         "restarts": plan.restarts,
         "target": {"model": record.model, "fingerprint": record.fingerprint, "path": record.path},
         "cross_model": targets.cross_model,

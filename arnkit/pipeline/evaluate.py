@@ -60,6 +60,7 @@ def evaluate(
     target_output: str | None = None,
     sanity_checks: bool = True,
     seed: int = 0,
+    split: str = "test",
     target_seed: int | None = None,
     workspace: str | Path | None = None,
     progress: Progress | None = None,
@@ -78,6 +79,8 @@ def evaluate(
     `target_seed`: the seed of the workspace target (None = `seed`); `arnkit train`'s report passes 0, the
     target every `arnkit train` run defends.
 
+    `split`: the images scored, 'test' (the default: report) or 'val' (held out of train: pick a setting).
+
     `restarts`: run each attack with seeds seed, seed+1, ... and keep per image the first restart that fools
     the attacked model (else the last); the error is that of the per-image best.
 
@@ -90,7 +93,8 @@ def evaluate(
     threat = ThreatModel.parse(threat_model)
     plan = plan_evaluation(info, attack, threat, limit=limit, iterations=iterations,
                            restarts=checked_restarts(restarts), convergence_curves=convergence_curves,
-                           max_iterations=max_iterations, sanity_checks=sanity_checks, seed=seed)
+                           max_iterations=max_iterations, sanity_checks=sanity_checks, seed=seed,
+                           split=split)
     check_surrogate_option(threat, surrogate)
     if target is not None:
         if target_model:
@@ -135,6 +139,8 @@ def run_evaluation(dataset: str = "mnist", attack: str | None = None, *, ablatio
             raise ArnkitError("--restarts applies to one evaluation, not to --ablation or --matrix; drop it")
         if options.get("convergence_curves"):
             raise ArnkitError("--convergence applies to one white-box evaluation, not to --ablation or --matrix")
+        if options.get("split", "test") != "test":
+            raise ArnkitError("--split applies to one evaluation, not to --ablation or --matrix; drop it")
         from arnkit.evaluation import studies
 
         common = {k: options[k] for k in ("limit", "seed", "workspace", "progress") if k in options}

@@ -60,6 +60,8 @@ def attack_spec(dataset: str, split: str, key: str, params: dict[str, Any], fing
                 limit: int | None, restarts: int = 1) -> dict[str, Any]:
     spec = {"dataset": dataset, "split": split, "attack": key, "params": params, "target": fingerprint,
             "seed": seed, "limit": limit or 0}
+    if split != "test":  # train and val depend on the val rule; the test split never does
+        spec["splits"] = data.splits.definition(dataset)
     # Only a multi-restart set gets the key: sets crafted before restarts existed (= 1) stay valid.
     if restarts > 1:
         spec["restarts"] = int(restarts)
@@ -178,6 +180,7 @@ def craft_set(ctx: RunContext, attack: str, *, split: str = "test", limit: int |
                     attrs={"attack": entry.key, "params": param_record, "dataset": meta.name, "split": split,
                            "target_fingerprint": fingerprint, "seed": seed, "limit": limit or 0,
                            "shard": shard or "", "restarts": restarts,
+                           "split_rule": "" if split == "test" else data.splits.describe(meta.name),
                            "seconds": round(time.perf_counter() - start, 3)},
                 )
                 adversarial_store.save(path, adv)

@@ -110,15 +110,15 @@ def write_results(out_dir: Path, record: dict[str, Any], started: float,
 
 # ---------------------------------------------------------------------------------------------- scoring ---
 
-def image_limit(limit: int | None, info: Any) -> int:
-    """The number of test images: None is DEFAULT_LIMIT (or the whole split when smaller), 0 the whole split;
-    a negative value or one past the split is one line."""
-    split_size = info.split_sizes.get("test")
+def image_limit(limit: int | None, info: Any, split: str = "test") -> int:
+    """The number of images of `split`: None is DEFAULT_LIMIT (or the whole split when smaller), 0 the whole
+    split; a negative value or one past the split is one line."""
+    split_size = info.split_sizes.get(split)
     n_limit = min(DEFAULT_LIMIT, split_size or DEFAULT_LIMIT) if limit is None else int(limit)
     if n_limit < 0:
         raise ArnkitError(f"--limit must be >= 0, got {limit}")
     if split_size and n_limit > split_size:
-        raise ArnkitError(f"--limit {n_limit} is larger than the {info.name} test split ({split_size}); "
+        raise ArnkitError(f"--limit {n_limit} is larger than the {info.name} {split} split ({split_size}); "
                           "use --limit 0 for all of it")
     return n_limit
 

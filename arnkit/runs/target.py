@@ -20,6 +20,7 @@ import numpy as np
 
 import arnkit
 from arnkit import data, runtime
+from arnkit.data import splits
 from arnkit.errors import ArnkitError
 from arnkit.fingerprint import model_fingerprint
 from arnkit.io import building, load_model, read_json_record, save_model, sha256_file, write_json_atomic
@@ -43,11 +44,14 @@ def recipe_for(ctx: RunContext, model: str) -> TargetRecipe:
 def target_spec(ctx: RunContext, model: str, epochs: int, seed: int) -> dict[str, Any]:
     """What keys the cached target file."""
     recipe = recipe_for(ctx, model)
-    if recipe == TargetRecipe(epochs=recipe.epochs):  # the original recipe: keep its cache key unchanged
+    # The train split's definition (val held out) is part of the key: a target trained on another split is
+    # never silently reused.
+    split = {"splits": splits.definition(ctx.info.name)}
+    if recipe == TargetRecipe(epochs=recipe.epochs):  # the original recipe
         return {"dataset": ctx.dataset, "model": model, "epochs": epochs, "seed": seed, "lr": LEARNING_RATE,
-                "batch_size": BATCH_SIZE, "recipe": 1}
+                "batch_size": BATCH_SIZE, "recipe": 1, **split}
     return {"dataset": ctx.dataset, "model": model, "epochs": epochs, "seed": seed, "recipe": 2,
-            **{k: v for k, v in recipe.to_dict().items() if k != "epochs"}}
+            **{k: v for k, v in recipe.to_dict().items() if k != "epochs"}, **split}
 
 
 def model_name(ctx: RunContext, model: str | None) -> str:
@@ -126,6 +130,8 @@ def _train(ctx: RunContext, name: str, recipe: TargetRecipe, n_epochs: int, seed
         test_accuracy=accuracy, test_error=1.0 - accuracy, epochs=n_epochs, seed=seed,
         train_seconds=round(seconds, 2), reused=False, arnkit_version=arnkit.__version__,
         runtime=runtime.describe(), sha256=sha256_file(path),
+        train_split={"split": "train", "n": len(x_train), "rule": splits.describe(meta.name),
+                     **splits.definition(meta.name)},
     )
     write_json_atomic(record_path, ctx.workspace.relative_paths(result.to_dict()))
     return result

@@ -24,10 +24,12 @@ class TargetResult:
     # the checks against the dataset; None for a zoo target (whose record stays as it was).
     user: dict[str, Any] | None = None
     sha256: str | None = None  # of the .keras file, checked on reuse (None: an older record or a user's model)
+    # What it was trained on: the train split (val held out) and its rule (None: an older record, a user's model)
+    train_split: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for optional in ("user", "sha256"):
+        for optional in ("user", "sha256", "train_split"):
             if out[optional] is None:
                 out.pop(optional)
         return out

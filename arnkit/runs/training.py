@@ -19,6 +19,7 @@ from typing import Any
 
 import arnkit
 from arnkit import runtime
+from arnkit.data import splits
 from arnkit.errors import ArnkitError
 from arnkit.fingerprint import model_fingerprint
 from arnkit.io import building, sha256_file
@@ -128,7 +129,10 @@ def run_training(ctx: RunContext, step: FitStep) -> dict[str, Any]:
         pools = seen_pools(ctx, step.seen, pool_size=step.pool_size)
         phases["pools"], clock = time.perf_counter() - clock, time.perf_counter()
     plan = step.plan(ctx, pools)
-    run_dir = ctx.workspace.artifact("defenses", plan.folder, plan.spec, "d")
+    # keyed by the train split's definition too: a recipe that reads `train` itself (AT_PGD, DOA) against a
+    # user's target would otherwise reuse a run fitted on another split
+    run_dir = ctx.workspace.artifact("defenses", plan.folder, {**plan.spec, "splits": splits.definition(ctx.info.name)},
+                                     "d")
     run_dir.mkdir(parents=True, exist_ok=True)
     folder = RunFolder(run_dir, step.key)
     finished = folder.finished()
