@@ -51,8 +51,8 @@ def test_every_registry_attack_uses_the_datasets_budget(key):
     attack = attacks.make(key, dataset=info)
     if cls.has_eps and cls.distance == "linf":
         assert attack.eps == pytest.approx(E) and attack.eps != 0.3
-    elif cls.distance == "wasserstein":  # FWA: MNIST's .5 scaled by E / .3 (budgets.derived)
-        assert attack.eps == pytest.approx(0.5 * E / 0.3)
+    elif cls.distance == "wasserstein":  # FWA: MNIST's .3 (the paper's budget) scaled by E / .3 (budgets.derived)
+        assert attack.eps == pytest.approx(budgets.MNIST.fwa_eps * E / 0.3) and budgets.MNIST.fwa_eps == 0.3
     else:
         assert not hasattr(attack, "eps") or attack.eps != 0.3
     # the same attack made from the name of a built-in dataset reads that dataset's row
@@ -170,9 +170,9 @@ def test_list_attacks_defaults_come_from_the_budgets():
     rows = {r["key"]: r for r in list_attacks()}
     assert rows["pgd_n"]["defaults"]["cifar10"] == {"eps": 8 / 255, "steps": 40, "step_size": 0.01,
                                                       "random_start": True, "targeted": False}
-    assert rows["fwa_n"]["defaults"]["mnist"] == {"eps": 0.5, "targeted": False}
+    assert rows["fwa_n"]["defaults"]["mnist"] == {"eps": 0.3, "targeted": False}  # the paper's budget
     assert rows["roa"]["defaults"]["mnist"] == {"width": 6, "height": 6, "stride": 2}
-    assert rows["ap1"]["defaults"] == {}
+    assert rows["ap1"]["defaults"]["lisa"] == {**budgets.DOA_STICKER, "mask": "ap1"}
 
 
 # -- __call__ is final ---------------------------------------------------------------------------------------

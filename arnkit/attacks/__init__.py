@@ -62,7 +62,7 @@ _ENTRIES = [
     AttackEntry("rp2", "rp2", "RP2", {"mask": "octagon"}, "RP2 masked perturbation with EOT (Eykholt 2018)"),
     # The sign stickers of the ARN paper's LISA block (DOA's four masks; arnkit.attacks.masks).
     *(AttackEntry(f"ap{i}", "sticker", "StickerPatch", {"mask": f"ap{i}"},
-                  f"sticker patch AP{i} ({source}), DOA's masked signed-gradient attack", ("lisa",))
+                  f"sticker patch AP{i} ({source}), DOA's masked fresh-Adam attack", ("lisa",))
       for i, source in enumerate(("RP2 rectangles", "graffiti blob", "graffiti blob", "graffiti strokes"), 1)),
     AttackEntry("roa", "roa", "ROA", {}, "rectangular occlusion attack (Wu et al. 2020b)"),
 ]
