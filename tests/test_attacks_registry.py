@@ -161,7 +161,7 @@ def test_success_does_not_fall_as_eps_grows(key, tiny_classifier, batch):
 def test_bad_inputs_get_clear_errors(tiny_classifier, batch):
     x, y = batch
     attack = attacks.make("fgsm", dataset="mnist")
-    with pytest.raises(ArnkitError, match=r"in \[0,1\].*255"):
+    with pytest.raises(ArnkitError, match=r"in \[0, 1\], got range \[0, 255\]; divide 0-255 images by 255"):
         attack(tiny_classifier, x * 255, y)
     bad = x.copy()
     bad[0, 0, 0, 0] = np.nan

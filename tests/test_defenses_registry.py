@@ -2,7 +2,9 @@
 day it lands), plus the lookup, the file header and the kind a path alone carries."""
 
 import json
+import os
 import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,6 +17,7 @@ from arnkit.defenses.records import DefenseRecord
 from arnkit.errors import ArnkitError
 from arnkit.pipeline.evaluate import evaluate
 from arnkit.pipeline.target import ensure_target
+from arnkit.runs.defense_record import read_record
 
 RECIPES = sorted(registry.REGISTRY)
 RECIPE_ORDER = list(registry.REGISTRY)
@@ -63,7 +66,9 @@ def test_recipe_record_round_trips_and_is_found(trained, key):
     assert DefenseRecord.from_dict(record.to_dict()) == record
     on_disk = registry.find_defenses(ws, "synthetic", key)
     assert [r.defense_path for r in on_disk] == [record.defense_path]
-    assert DefenseRecord.from_dict(json.loads(open(on_disk[0].record_path).read())).to_dict() == record.to_dict()
+    assert DefenseRecord.from_dict(read_record(on_disk[0].record_path)).to_dict() == record.to_dict()
+    stored = json.loads(open(on_disk[0].record_path).read())  # paths inside the workspace are stored relative
+    assert not os.path.isabs(stored["defense_path"]) and Path(ws, stored["defense_path"]) == Path(record.defense_path)
     assert registry.find_defenses(ws, "synthetic", key, seen=record.seen, target_fingerprint=record.target_fingerprint)
     assert not registry.find_defenses(ws, "synthetic", key, seen=["jsma_t"])  # no recipe trains on it
     assert not registry.find_defenses(ws, "mnist", key)

@@ -275,7 +275,7 @@ def test_bad_input_is_one_clear_error(ws, tmp_path):
     record = json.loads(next((ws / "defenses").glob("synthetic-arn-*.d/record.json")).read_text())
     foreign = tmp_path / "lisa-run"
     foreign.mkdir()
-    (foreign / "arn.keras").write_bytes(open(record["defense_path"], "rb").read())
+    (foreign / "arn.keras").write_bytes((ws / record["defense_path"]).read_bytes())  # stored relative to ws
     (foreign / "record.json").write_text(json.dumps({**record, "dataset": "lisa",
                                                      "defense_path": str(foreign / "arn.keras")}))
     with pytest.raises(ArnkitError, match="trained for lisa, not synthetic"):
