@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from arnkit import backend
+from arnkit.defenses import arn_recipes
 from arnkit.errors import ArnkitError
 from arnkit.progress import Progress, resumed
 from arnkit.runs.adversarial import Pools, parse_seen
@@ -109,11 +110,13 @@ class ARNFitStep(FitStep):
 
     def __init__(self, *, seen: list[str], n_steps: int, width: str, objective: str, config: Any, batch_size: int,
                  pool_size: int, ablate: tuple[str, ...], strategy: str, checkpoint_every: int, resume: bool,
-                 eval_limit: int, tensorboard: bool, on_checkpoint: Callable[[int, Any], None] | None) -> None:
+                 eval_limit: int, tensorboard: bool, on_checkpoint: Callable[[int, Any], None] | None,
+                 recipe: arn_recipes.Resolved | None = None) -> None:
         self.seen, self.n_steps, self.width, self.objective = seen, n_steps, width, objective
         self.config, self.batch_size, self.pool_size, self.ablate = config, batch_size, pool_size, ablate
         self.strategy, self.checkpoint_every, self.resume = strategy, checkpoint_every, resume
         self.eval_limit, self.tensorboard, self.on_checkpoint = eval_limit, tensorboard, on_checkpoint
+        self.recipe = recipe or arn_recipes.resolve(None, {})
 
     @property
     def leak(self) -> dict[str, Any] | None:
@@ -127,12 +130,23 @@ class ARNFitStep(FitStep):
         spec = {"dataset": ctx.dataset, "seen": self.seen, "steps": self.n_steps, "batch_size": self.batch_size,
                 "pool": self.pool_size, "config": self.config.to_dict(), "target": ctx.require_target().fingerprint,
                 "seed": ctx.seed}
-        leak = self.leak
+        leak, named = self.leak, self.recipe.keyed_name
+        if named:  # two recipes never share a run folder, even where their settings agree
+            spec["recipe"] = named
         options = {"ablate": sorted(self.ablate), "width": self.width, "objective": self.objective,
-                   "steps": self.n_steps, **({"adaptive": leak} if leak else {})}
-        return RunPlan(label=f"arn{'_adaptive' if leak else ''}_{'+'.join(self.seen)}",
-                       folder=f"{ctx.dataset}-arn-{'-'.join(self.seen)}", spec=spec, options=options,
-                       header={"adaptive": leak} if leak else {})
+                   "steps": self.n_steps, "recipe": self.recipe.recipe.name, **({"adaptive": leak} if leak else {})}
+        tags = [tag for tag in (named, "adaptive" if leak else None) if tag]
+        label = "_".join(["arn", *dict.fromkeys(tags), "+".join(self.seen)])
+        return RunPlan(label=label, folder="-".join([ctx.dataset, "arn", *([named] if named else []), *self.seen]),
+                       spec=spec, options=options, header={"adaptive": leak} if leak else {})
+
+    def recipe_settings(self) -> dict[str, Any]:
+        """The recipe's resolved settings: every option it could pin, as this run trains it."""
+        config = self.config
+        return {"steps": self.n_steps, "width": self.width, "objective": self.objective,
+                "batch_size": self.batch_size, "learning_rate": config.learning_rate,
+                "lr_schedule": config.lr_schedule, "guide_weight": config.guide_weight,
+                "adaptive": config.adaptive, "overridden": list(self.recipe.overridden)}
 
     def fit(self, ctx: RunContext, folder: RunFolder, pools: Pools | None) -> FitResult:
         import keras
@@ -151,7 +165,8 @@ class ARNFitStep(FitStep):
         leak = self.leak
         record = {"adaptive": leak, "steps": self.n_steps, "resumed_from": start_step, "width": self.width,
                   "objective": self.objective, "ablate": list(self.ablate), "strategy": self.strategy,
-                  "batch_size": self.batch_size, "config": self.config.to_dict()}
+                  "batch_size": self.batch_size, "config": self.config.to_dict(),
+                  "recipe": self.recipe.recipe.name, "recipe_settings": self.recipe_settings()}
         return FitResult(export_preprocessor(arn), history, seconds, record)
 
     def _build(self, ctx: RunContext, pools: Pools, *, guided: bool) -> Any:
@@ -240,8 +255,8 @@ def train_defense(
     *,
     steps: int | None = None,
     width: str | None = None,
-    objective: str = "paper",
-    batch_size: int = DEFAULT_BATCH,
+    objective: str | None = None,
+    batch_size: int | None = None,
     pool_size: int | None = None,
     ablate: tuple[str, ...] = (),
     strategy: str = "default",
@@ -255,10 +270,11 @@ def train_defense(
     learning_rate: float | None = None,
     lr_schedule: str | None = None,
     guide_weight: float | None = None,
-    adaptive: bool = False,
+    adaptive: bool | None = None,
     config_overrides: dict[str, Any] | None = None,
     on_checkpoint: Callable[[int, Any], None] | None = None,
     context: RunContext | None = None,
+    recipe: str | None = None,
 ) -> dict[str, Any]:
     """Train ARN on the dataset with the seen attacks; return the run record (paths, losses, errors).
 
@@ -271,7 +287,20 @@ def train_defense(
     `config_overrides` sets any other `ARNConfig` field (e.g. learning_rate, include_natural).
     `on_checkpoint(step, arn)` is called after each checkpoint is written (benchmarks evaluate snapshots
     there; with a constant learning rate the snapshot at step s is the run of s steps).
-    `context`: the command's run context (else one is built from dataset, workspace, seed and progress)."""
+    `context`: the command's run context (else one is built from dataset, workspace, seed and progress).
+    `recipe`: a row of `arnkit.defenses.arn_recipes` (None = its DEFAULT_RECIPE); the options above that are
+    not None override the recipe's values, which override the dataset's preset."""
+    chosen = arn_recipes.resolve(recipe, {"steps": steps, "width": width, "objective": objective,
+                                          "batch_size": batch_size, "learning_rate": learning_rate,
+                                          "lr_schedule": lr_schedule, "guide_weight": guide_weight,
+                                          "adaptive": adaptive}, config_overrides)
+    arn_recipes.check_backend(chosen.recipe, backend.name())
+    opts = chosen.options
+    steps, width, learning_rate = opts.get("steps"), opts.get("width"), opts.get("learning_rate")
+    lr_schedule, guide_weight = opts.get("lr_schedule"), opts.get("guide_weight")
+    objective, adaptive = opts.get("objective") or "paper", bool(opts.get("adaptive"))
+    batch_size = DEFAULT_BATCH if opts.get("batch_size") is None else opts["batch_size"]
+    config_overrides = chosen.config_overrides
     ctx = context or RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
     meta = ctx.info
     keys = parse_seen(ctx, seen)
@@ -292,7 +321,7 @@ def train_defense(
     step = ARNFitStep(seen=keys, n_steps=n_steps, width=width, objective=objective, config=config,
                       batch_size=batch_size, pool_size=pool, ablate=ablate, strategy=strategy,
                       checkpoint_every=checkpoint_every, resume=resume, eval_limit=eval_limit,
-                      tensorboard=tensorboard, on_checkpoint=on_checkpoint)
+                      tensorboard=tensorboard, on_checkpoint=on_checkpoint, recipe=chosen)
     return run_training(ctx, step)
 
 
