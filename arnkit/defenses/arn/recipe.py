@@ -102,6 +102,24 @@ def arn_config(ctx: RunContext, *, n_steps: int, width: str | None, objective: s
     return config, width
 
 
+def recipe_config(ctx: RunContext, chosen: arn_recipes.Resolved, *, ablate: tuple[str, ...] = ()
+                  ) -> tuple[Any, str, int, int]:
+    """(ARNConfig, width, steps, batch size) of a resolved recipe on the context's dataset: the preset, then the
+    recipe's values, then the user's flags (already merged into `chosen.options`)."""
+    opts = chosen.options
+    n_steps = ctx.preset.arn.steps if opts.get("steps") is None else int(opts["steps"])
+    if n_steps < 1:
+        raise ArnkitError(f"--steps must be >= 1, got {n_steps}")
+    batch_size = DEFAULT_BATCH if opts.get("batch_size") is None else int(opts["batch_size"])
+    if batch_size < 1:
+        raise ArnkitError(f"--batch-size must be >= 1, got {batch_size}")
+    config, width = arn_config(ctx, n_steps=n_steps, width=opts.get("width"), objective=opts.get("objective") or "paper",
+                               learning_rate=opts.get("learning_rate"), lr_schedule=opts.get("lr_schedule"),
+                               guide_weight=opts.get("guide_weight"), adaptive=bool(opts.get("adaptive")),
+                               ablate=ablate, config_overrides=chosen.config_overrides)
+    return config, width, n_steps, batch_size
+
+
 class ARNFitStep(FitStep):
     """ARN's networks and four-player game (`arnkit.defenses.arn.ARN`) fitted on the seen-attack pools:
     TensorFlow fits in chunks under a tf.distribute strategy; JAX and torch step through `trainer_for`."""
@@ -295,29 +313,17 @@ def train_defense(
                                           "lr_schedule": lr_schedule, "guide_weight": guide_weight,
                                           "adaptive": adaptive}, config_overrides)
     arn_recipes.check_backend(chosen.recipe, backend.name())
-    opts = chosen.options
-    steps, width, learning_rate = opts.get("steps"), opts.get("width"), opts.get("learning_rate")
-    lr_schedule, guide_weight = opts.get("lr_schedule"), opts.get("guide_weight")
-    objective, adaptive = opts.get("objective") or "paper", bool(opts.get("adaptive"))
-    batch_size = DEFAULT_BATCH if opts.get("batch_size") is None else opts["batch_size"]
-    config_overrides = chosen.config_overrides
     ctx = context or RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
     meta = ctx.info
     keys = parse_seen(ctx, seen)
-    n_steps = ctx.preset.arn.steps if steps is None else int(steps)
-    if n_steps < 1:
-        raise ArnkitError(f"--steps must be >= 1, got {n_steps}")
-    if int(batch_size) < 1:
-        raise ArnkitError(f"--batch-size must be >= 1, got {batch_size}")
     pool = ctx.preset.pool if pool_size is None else int(pool_size)
     eval_limit = min(int(eval_limit), meta.split_sizes.get("test", eval_limit)) if eval_limit else 0
     unknown = set(ablate) - set(ABLATABLE)
     if unknown:
         raise ArnkitError(f"--ablate takes adv, nor, att; got {', '.join(sorted(unknown))}")
-    check_backend_options(strategy, adaptive=adaptive)
-    config, width = arn_config(ctx, n_steps=n_steps, width=width, objective=objective, learning_rate=learning_rate,
-                               lr_schedule=lr_schedule, guide_weight=guide_weight, adaptive=adaptive, ablate=ablate,
-                               config_overrides=config_overrides)
+    check_backend_options(strategy, adaptive=bool(chosen.options.get("adaptive")))
+    config, width, n_steps, batch_size = recipe_config(ctx, chosen, ablate=ablate)
+    objective = chosen.options.get("objective") or "paper"
     step = ARNFitStep(seen=keys, n_steps=n_steps, width=width, objective=objective, config=config,
                       batch_size=batch_size, pool_size=pool, ablate=ablate, strategy=strategy,
                       checkpoint_every=checkpoint_every, resume=resume, eval_limit=eval_limit,
