@@ -155,3 +155,29 @@ def test_every_recipe_resolves_to_a_valid_config(name, dataset):
     if name == "default":  # exactly the dataset's preset
         assert steps == ctx.preset.arn.steps and width == ctx.preset.arn.width
         assert config.guide_weight == ctx.preset.arn.guide_weight and not config.adaptive
+
+
+# ------------------------------------------------------------------------------------------- harness ---
+
+def _bench(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_search_covers_every_recipe_and_the_frontier_keeps_the_undominated():
+    search, plot = _bench("recipe_search"), _bench("recipe_frontier")
+    names = [name for name, _, _ in search.candidates()]
+    assert [n for n in names if n.startswith("recipe:")] == [f"recipe:{r}" for r in arn_recipes.RECIPES]
+    assert len(names) == len(set(names)) and all(recipe in arn_recipes.RECIPES for _, recipe, _ in
+                                                  search.candidates())
+    # made-up points (not measurements): b is beaten by a on every axis, c trades minutes for robustness
+    points = {"a": {"gray": 1.0, "white": 5.0, "minutes": 10.0}, "b": {"gray": 2.0, "white": 6.0, "minutes": 11.0},
+              "c": {"gray": 1.0, "white": 3.0, "minutes": 20.0}}
+    assert plot.frontier(points) == {"a", "c"}
+    rows = [{"candidate": "a", "gray_worst_value": 1.0, "white_worst_case": 4.0, "train_minutes": 2.0},
+            {"candidate": "a", "gray_worst_value": 3.0, "white_worst_case": None, "train_minutes": 4.0}]
+    assert plot.means(rows)["a"] == {"gray": 2.0, "white": None, "minutes": 3.0, "seeds": 2}
