@@ -112,7 +112,10 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> dict[str, Any]:
                          iterations=args.white_iterations, restarts=args.white_restarts, **common)
         mine = [r for r in white["rows"] if r["defense"] != "none"]
         row["white"] = {r["label"]: r["error"] for r in mine}
-        row["white_worst_case"] = next((r["error"] for r in mine if r["attack"] == "worst_case"), None)
+        attacks = [r["error"] for r in mine if r["attack"] not in ("clean", "worst_case")]
+        # one attack column has no worst-case row: its own error is the worst case
+        row["white_worst_case"] = next((r["error"] for r in mine if r["attack"] == "worst_case"),
+                                       attacks[0] if len(attacks) == 1 else None)
         row["white_sanity_passed"] = white["sanity_passed"]
     row["train_minutes"] = round(float(record.get("train_seconds") or 0.0) / 60, 2)
     row["end_to_end_minutes"] = round(sum((record.get("phase_seconds") or {}).values()) / 60, 2)
