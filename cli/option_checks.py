@@ -40,6 +40,10 @@ def check_options(kwargs: dict[str, Any], typed: set[str] | None = None) -> None
         raise ArnkitError(f"--defense-kind takes preprocessor or classifier, got '{kind}'")
     _check_attack_names(kwargs)
     _check_defense_names(kwargs)
+    if isinstance(kwargs.get("recipe"), str):
+        from arnkit.defenses import arn_recipes
+
+        arn_recipes.get(kwargs["recipe"])  # an unknown recipe is one line naming the known ones
     _check_writable(kwargs)
     _check_limits_fit(kwargs, set(kwargs) if typed is None else typed)
 

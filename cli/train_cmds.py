@@ -37,6 +37,9 @@ def train(
     defense: Annotated[str, typer.Option(
         "--defense", help="What to train: arn (default) or a baseline: at_pgd, doa, apeg, hgd (`arnkit defenses` "
                           "lists them with their defaults).")] = "arn",
+    recipe: Annotated[str | None, typer.Option(
+        "--recipe", help="arn: a named recipe (default, paper, adaptive; `arnkit defenses` lists them). Flags you "
+                         "give override its values.")] = None,
     seen: Annotated[str | None, typer.Option("--seen", help="arn, apeg, hgd: seen attacks, comma-separated "
                                                          "(default: pgd_n,pgd_t; ap1,ap2 for lisa).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="arn, apeg, hgd: training steps (default: the "
@@ -94,7 +97,7 @@ def train(
 
     record = train_recipe(dataset, defense, seed=seed, workspace=workspace, progress=make_progress(json_out),
                           **target_options(target, input_scale, logits),
-                          seen=seen, steps=steps, width=width, objective=objective, batch_size=batch_size,
+                          recipe=recipe, seen=seen, steps=steps, width=width, objective=objective, batch_size=batch_size,
                           pool_size=pool_size, ablate=tuple(ablate) if ablate else None, strategy=strategy,
                           resume=resume, learning_rate=learning_rate, lr_schedule=lr_schedule,
                           guide_weight=guide_weight, adaptive=adaptive, epochs=epochs, eps=eps, attack_steps=attack_steps,
@@ -126,7 +129,19 @@ def defenses(
         return
     stdout.print(table(f"defenses (defaults for {dataset})", ["key", "kind", "trains on", "defaults"],
                        [[r["key"], r["kind"], r["trains_on"], _compact(r["defaults"])] for r in rows]))
+    recipes = next(r["recipes"] for r in rows if r["key"] == "arn")
+    stdout.print(table("ARN recipes (arnkit train --recipe NAME; flags you give override them)",
+                       ["recipe", "description", "needs", "measured"],
+                       [[r["name"] + (" (default)" if r["default"] else ""), r["description"],
+                         ", ".join(f"{b} for {part}" for part, b in r["needs"].items()) or "any backend",
+                         _measured(r["measured"])] for r in recipes]))
 
 
 def _compact(values: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items() if k != "recipe")
+
+
+def _measured(rows: list[dict]) -> str:
+    if not rows:
+        return "not measured yet"
+    return "; ".join(f"{m['dataset']} {m['split']} ({m['date']}): " + _compact(m["columns"]) for m in rows)

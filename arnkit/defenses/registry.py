@@ -81,7 +81,7 @@ class DefenseRecipe:
 
 _ARN_OPTIONS = ("seen", "steps", "width", "objective", "batch_size", "pool_size", "ablate", "strategy",
                 "checkpoint_every", "resume", "eval_limit", "tensorboard", "learning_rate", "lr_schedule",
-                "guide_weight", "adaptive", "config_overrides", "on_checkpoint")
+                "guide_weight", "adaptive", "config_overrides", "on_checkpoint", "recipe")
 
 _PAIR_OPTIONS = ("seen", "steps", "batch_size", "width", "learning_rate", "pool_size", "resume", "eval_limit")
 _TAKES_SEEN = ("arn", "apeg", "hgd")
@@ -133,9 +133,12 @@ def describe(dataset: str = "mnist") -> list[dict[str, Any]]:
     from arnkit import data
 
     data.get_source(dataset)  # an unknown name is one line; the data itself need not be prepared
+    from arnkit.defenses import arn_recipes
+
     name = str(dataset).lower()
     return [{"key": r.key, "kind": r.kind, "description": r.description, "trains_on": r.trains_on,
-             "defaults": r.defaults(name)} for r in REGISTRY.values()]
+             "defaults": r.defaults(name), **({"recipes": arn_recipes.describe()} if r.key == "arn" else {})}
+            for r in REGISTRY.values()]
 
 
 def find_defenses(workspace: Any, dataset: str, key: str | None = None, **filters: Any) -> list[DefenseRecord]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from arnkit import backend
+from arnkit.defenses import arn_recipes
 from arnkit.errors import ArnkitError
 from arnkit.progress import Progress, resumed
 from arnkit.runs.adversarial import Pools, parse_seen
@@ -101,6 +102,24 @@ def arn_config(ctx: RunContext, *, n_steps: int, width: str | None, objective: s
     return config, width
 
 
+def recipe_config(ctx: RunContext, chosen: arn_recipes.Resolved, *, ablate: tuple[str, ...] = ()
+                  ) -> tuple[Any, str, int, int]:
+    """(ARNConfig, width, steps, batch size) of a resolved recipe on the context's dataset: the preset, then the
+    recipe's values, then the user's flags (already merged into `chosen.options`)."""
+    opts = chosen.options
+    n_steps = ctx.preset.arn.steps if opts.get("steps") is None else int(opts["steps"])
+    if n_steps < 1:
+        raise ArnkitError(f"--steps must be >= 1, got {n_steps}")
+    batch_size = DEFAULT_BATCH if opts.get("batch_size") is None else int(opts["batch_size"])
+    if batch_size < 1:
+        raise ArnkitError(f"--batch-size must be >= 1, got {batch_size}")
+    config, width = arn_config(ctx, n_steps=n_steps, width=opts.get("width"), objective=opts.get("objective") or "paper",
+                               learning_rate=opts.get("learning_rate"), lr_schedule=opts.get("lr_schedule"),
+                               guide_weight=opts.get("guide_weight"), adaptive=bool(opts.get("adaptive")),
+                               ablate=ablate, config_overrides=chosen.config_overrides)
+    return config, width, n_steps, batch_size
+
+
 class ARNFitStep(FitStep):
     """ARN's networks and four-player game (`arnkit.defenses.arn.ARN`) fitted on the seen-attack pools:
     TensorFlow fits in chunks under a tf.distribute strategy; JAX and torch step through `trainer_for`."""
@@ -109,11 +128,13 @@ class ARNFitStep(FitStep):
 
     def __init__(self, *, seen: list[str], n_steps: int, width: str, objective: str, config: Any, batch_size: int,
                  pool_size: int, ablate: tuple[str, ...], strategy: str, checkpoint_every: int, resume: bool,
-                 eval_limit: int, tensorboard: bool, on_checkpoint: Callable[[int, Any], None] | None) -> None:
+                 eval_limit: int, tensorboard: bool, on_checkpoint: Callable[[int, Any], None] | None,
+                 recipe: arn_recipes.Resolved | None = None) -> None:
         self.seen, self.n_steps, self.width, self.objective = seen, n_steps, width, objective
         self.config, self.batch_size, self.pool_size, self.ablate = config, batch_size, pool_size, ablate
         self.strategy, self.checkpoint_every, self.resume = strategy, checkpoint_every, resume
         self.eval_limit, self.tensorboard, self.on_checkpoint = eval_limit, tensorboard, on_checkpoint
+        self.recipe = recipe or arn_recipes.resolve(None, {})
 
     @property
     def leak(self) -> dict[str, Any] | None:
@@ -127,12 +148,23 @@ class ARNFitStep(FitStep):
         spec = {"dataset": ctx.dataset, "seen": self.seen, "steps": self.n_steps, "batch_size": self.batch_size,
                 "pool": self.pool_size, "config": self.config.to_dict(), "target": ctx.require_target().fingerprint,
                 "seed": ctx.seed}
-        leak = self.leak
+        leak, named = self.leak, self.recipe.keyed_name
+        if named:  # two recipes never share a run folder, even where their settings agree
+            spec["recipe"] = named
         options = {"ablate": sorted(self.ablate), "width": self.width, "objective": self.objective,
-                   "steps": self.n_steps, **({"adaptive": leak} if leak else {})}
-        return RunPlan(label=f"arn{'_adaptive' if leak else ''}_{'+'.join(self.seen)}",
-                       folder=f"{ctx.dataset}-arn-{'-'.join(self.seen)}", spec=spec, options=options,
-                       header={"adaptive": leak} if leak else {})
+                   "steps": self.n_steps, "recipe": self.recipe.recipe.name, **({"adaptive": leak} if leak else {})}
+        tags = [tag for tag in (named, "adaptive" if leak else None) if tag]
+        label = "_".join(["arn", *dict.fromkeys(tags), "+".join(self.seen)])
+        return RunPlan(label=label, folder="-".join([ctx.dataset, "arn", *([named] if named else []), *self.seen]),
+                       spec=spec, options=options, header={"adaptive": leak} if leak else {})
+
+    def recipe_settings(self) -> dict[str, Any]:
+        """The recipe's resolved settings: every option it could pin, as this run trains it."""
+        config = self.config
+        return {"steps": self.n_steps, "width": self.width, "objective": self.objective,
+                "batch_size": self.batch_size, "learning_rate": config.learning_rate,
+                "lr_schedule": config.lr_schedule, "guide_weight": config.guide_weight,
+                "adaptive": config.adaptive, "overridden": list(self.recipe.overridden)}
 
     def fit(self, ctx: RunContext, folder: RunFolder, pools: Pools | None) -> FitResult:
         import keras
@@ -151,7 +183,8 @@ class ARNFitStep(FitStep):
         leak = self.leak
         record = {"adaptive": leak, "steps": self.n_steps, "resumed_from": start_step, "width": self.width,
                   "objective": self.objective, "ablate": list(self.ablate), "strategy": self.strategy,
-                  "batch_size": self.batch_size, "config": self.config.to_dict()}
+                  "batch_size": self.batch_size, "config": self.config.to_dict(),
+                  "recipe": self.recipe.recipe.name, "recipe_settings": self.recipe_settings()}
         return FitResult(export_preprocessor(arn), history, seconds, record)
 
     def _build(self, ctx: RunContext, pools: Pools, *, guided: bool) -> Any:
@@ -240,8 +273,8 @@ def train_defense(
     *,
     steps: int | None = None,
     width: str | None = None,
-    objective: str = "paper",
-    batch_size: int = DEFAULT_BATCH,
+    objective: str | None = None,
+    batch_size: int | None = None,
     pool_size: int | None = None,
     ablate: tuple[str, ...] = (),
     strategy: str = "default",
@@ -255,10 +288,11 @@ def train_defense(
     learning_rate: float | None = None,
     lr_schedule: str | None = None,
     guide_weight: float | None = None,
-    adaptive: bool = False,
+    adaptive: bool | None = None,
     config_overrides: dict[str, Any] | None = None,
     on_checkpoint: Callable[[int, Any], None] | None = None,
     context: RunContext | None = None,
+    recipe: str | None = None,
 ) -> dict[str, Any]:
     """Train ARN on the dataset with the seen attacks; return the run record (paths, losses, errors).
 
@@ -271,28 +305,29 @@ def train_defense(
     `config_overrides` sets any other `ARNConfig` field (e.g. learning_rate, include_natural).
     `on_checkpoint(step, arn)` is called after each checkpoint is written (benchmarks evaluate snapshots
     there; with a constant learning rate the snapshot at step s is the run of s steps).
-    `context`: the command's run context (else one is built from dataset, workspace, seed and progress)."""
+    `context`: the command's run context (else one is built from dataset, workspace, seed and progress).
+    `recipe`: a row of `arnkit.defenses.arn_recipes` (None = its DEFAULT_RECIPE); the options above that are
+    not None override the recipe's values, which override the dataset's preset."""
+    chosen = arn_recipes.resolve(recipe, {"steps": steps, "width": width, "objective": objective,
+                                          "batch_size": batch_size, "learning_rate": learning_rate,
+                                          "lr_schedule": lr_schedule, "guide_weight": guide_weight,
+                                          "adaptive": adaptive}, config_overrides)
+    arn_recipes.check_backend(chosen.recipe, backend.name())
     ctx = context or RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
     meta = ctx.info
     keys = parse_seen(ctx, seen)
-    n_steps = ctx.preset.arn.steps if steps is None else int(steps)
-    if n_steps < 1:
-        raise ArnkitError(f"--steps must be >= 1, got {n_steps}")
-    if int(batch_size) < 1:
-        raise ArnkitError(f"--batch-size must be >= 1, got {batch_size}")
     pool = ctx.preset.pool if pool_size is None else int(pool_size)
     eval_limit = min(int(eval_limit), meta.split_sizes.get("test", eval_limit)) if eval_limit else 0
     unknown = set(ablate) - set(ABLATABLE)
     if unknown:
         raise ArnkitError(f"--ablate takes adv, nor, att; got {', '.join(sorted(unknown))}")
-    check_backend_options(strategy, adaptive=adaptive)
-    config, width = arn_config(ctx, n_steps=n_steps, width=width, objective=objective, learning_rate=learning_rate,
-                               lr_schedule=lr_schedule, guide_weight=guide_weight, adaptive=adaptive, ablate=ablate,
-                               config_overrides=config_overrides)
+    check_backend_options(strategy, adaptive=bool(chosen.options.get("adaptive")))
+    config, width, n_steps, batch_size = recipe_config(ctx, chosen, ablate=ablate)
+    objective = chosen.options.get("objective") or "paper"
     step = ARNFitStep(seen=keys, n_steps=n_steps, width=width, objective=objective, config=config,
                       batch_size=batch_size, pool_size=pool, ablate=ablate, strategy=strategy,
                       checkpoint_every=checkpoint_every, resume=resume, eval_limit=eval_limit,
-                      tensorboard=tensorboard, on_checkpoint=on_checkpoint)
+                      tensorboard=tensorboard, on_checkpoint=on_checkpoint, recipe=chosen)
     return run_training(ctx, step)
 
 

@@ -1,0 +1,183 @@
+"""ARN recipes as data (issue 29): `arnkit train --recipe NAME`, its record, its refusals, `arnkit defenses`, and
+a contract every row of `arnkit.defenses.arn_recipes.RECIPES` meets on MNIST and LISA."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from arnkit.defenses import arn_recipes
+from arnkit.errors import ArnkitError
+from arnkit_cli.main import app
+
+REPO = Path(__file__).resolve().parents[1]
+# Tiny runs on the synthetic set; `width` overrides every recipe's (the paper's is "default").
+FAST = {"seen": "fgsm,pgd_n", "width": "tiny", "steps": 3, "pool_size": 64, "batch_size": 16, "eval_limit": 16,
+        "checkpoint_every": 3}
+# Today's paper-objective network, flag by flag (arnkit/presets.py: "the paper's own recipe").
+PAPER_FLAGS = {"objective": "paper", "learning_rate": 1e-4, "lr_schedule": "constant", "guide_weight": 0.0}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    from arnkit.pipeline.train import train_defense
+
+    ws = tmp_path_factory.mktemp("recipes")
+    by_recipe = train_defense("synthetic", workspace=ws, recipe="paper", **FAST)
+    by_flags = train_defense("synthetic", workspace=ws, **PAPER_FLAGS, **FAST)
+    return ws, by_recipe, by_flags
+
+
+def _weights(path: str) -> list[np.ndarray]:
+    from arnkit import defenses
+
+    return [np.asarray(w) for w in defenses.load(path).get_weights()]
+
+
+def test_recipe_paper_reproduces_the_paper_objective_network_weight_for_weight(runs):
+    _, by_recipe, by_flags = runs
+    assert by_recipe["recipe"] == "paper" and by_flags["recipe"] == "default"
+    assert by_recipe["config"] == by_flags["config"] and by_recipe["config"]["learning_rate"] == 1e-4
+    # two recipes never share a run folder, even with the same settings
+    assert by_recipe["defense_path"] != by_flags["defense_path"] and not by_flags["reused"]
+    assert "-arn-paper-" in by_recipe["defense_path"]
+    mine, theirs = _weights(by_recipe["defense_path"]), _weights(by_flags["defense_path"])
+    assert len(mine) == len(theirs) > 0
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert by_recipe["defense_fingerprint"] == by_flags["defense_fingerprint"]
+
+
+def test_record_names_the_recipe_round_trips_and_is_found_by_the_registry(runs):
+    from arnkit.defenses import registry
+    from arnkit.runs.defense_record import DefenseRecord, read_record
+
+    ws, by_recipe, by_flags = runs
+    settings = by_recipe["recipe_settings"]
+    assert settings["width"] == "tiny" and settings["overridden"] == ["width"]  # the flag beat the recipe's
+    assert settings["learning_rate"] == 1e-4 and settings["guide_weight"] == 0.0 and settings["adaptive"] is False
+    on_disk = read_record(Path(by_recipe["defense_path"]).parent / "record.json")
+    record = DefenseRecord.from_dict(on_disk)
+    again = DefenseRecord.from_dict(record.to_dict())
+    assert again.to_dict() == record.to_dict()
+    assert again.options["recipe"] == "paper" and again.to_dict()["recipe_settings"] == settings
+    found = registry.find_defenses(ws, "synthetic", "arn", recipe="paper")
+    assert [r.defense_path for r in found] == [by_recipe["defense_path"]]
+    assert [r.defense_path for r in registry.find_defenses(ws, "synthetic", "arn", recipe="default")] == [
+        by_flags["defense_path"]]
+
+
+def test_default_recipe_keeps_the_run_folder_of_a_run_without_recipe(runs):
+    from arnkit.pipeline.train import train_defense
+
+    ws, _, by_flags = runs
+    named = train_defense("synthetic", workspace=ws, recipe="default", **PAPER_FLAGS, **FAST)
+    assert named["reused"] is True and named["defense_path"] == by_flags["defense_path"]
+
+
+def test_unknown_recipe_and_recipe_of_another_defense_are_one_line(tmp_path):
+    env = {"COLUMNS": "200"}
+    bad = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--recipe", "strongest",
+                                   "--workspace", str(tmp_path / "ws")], env=env)
+    assert bad.exit_code == 1 and len(bad.output.strip().splitlines()) == 1
+    assert "unknown ARN recipe 'strongest'; known recipes: default, paper, adaptive" in bad.output
+    bad = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--defense", "hgd", "--recipe", "paper",
+                                   "--workspace", str(tmp_path / "ws")], env=env)
+    assert bad.exit_code == 1 and "--recipe do not apply to --defense hgd" in bad.output
+    assert not (tmp_path / "ws").exists()  # refused before anything was written
+    with pytest.raises(ArnkitError, match="known recipes: default, paper"):
+        arn_recipes.resolve("Nope", {})
+
+
+def test_tensorflow_only_recipe_under_jax_is_refused_naming_the_part(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "COLUMNS": "300",
+           "PYTHONPATH": str(REPO)}
+    code = "import sys; from arnkit_cli.main import main; sys.argv = ['arnkit', *sys.argv[1:]]; main()"
+    done = subprocess.run([sys.executable, "-c", code, "train", "--dataset", "synthetic", "--recipe", "adaptive",
+                           "--workspace", str(tmp_path / "ws")], env=env, capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert ("recipe 'adaptive' needs tensorflow for its adaptive training (white-box PGD through the defense while "
+            "it trains); this process runs Keras on jax: set KERAS_BACKEND=tensorflow") in done.stderr
+    assert "choose a recipe that trains on jax: default, paper" in done.stderr
+    assert not list((tmp_path / "ws").glob("targets/*.keras"))  # before the target trains
+
+
+def test_arnkit_defenses_lists_the_recipes():
+    result = CliRunner().invoke(app, ["defenses", "--json"])
+    assert result.exit_code == 0, result.output
+    arn = next(row for row in json.loads(result.stdout) if row["key"] == "arn")
+    listed = {r["name"]: r for r in arn["recipes"]}
+    assert list(listed) == list(arn_recipes.RECIPES) and {"default", "paper", "adaptive"} <= set(listed)
+    assert listed[arn_recipes.DEFAULT_RECIPE]["default"] is True
+    assert listed["paper"]["settings"]["learning_rate"] == 1e-4
+    text = CliRunner().invoke(app, ["defenses"], env={"COLUMNS": "250"})
+    assert text.exit_code == 0, text.output
+    for name, recipe in listed.items():
+        assert name in text.stdout and recipe["description"][:30] in text.stdout
+        if not recipe["measured"]:
+            assert "not measured yet" in text.stdout
+
+
+# ------------------------------------------------------------------------------------------- contract ---
+
+@pytest.mark.parametrize("dataset", ["mnist", "lisa"])
+@pytest.mark.parametrize("name", list(arn_recipes.RECIPES))
+def test_every_recipe_resolves_to_a_valid_config(name, dataset):
+    from arnkit.defenses.arn.config import ARNConfig
+    from arnkit.defenses.arn.recipe import recipe_config
+    from arnkit.runs.context import RunContext
+
+    recipe = arn_recipes.get(name)
+    assert recipe.description and set(recipe.train) <= set(arn_recipes.TRAIN_OPTIONS)
+    ctx = RunContext.build(dataset, require_data=False)
+    config, width, steps, batch = recipe_config(ctx, arn_recipes.resolve(name, {}))
+    assert isinstance(config, ARNConfig) and ARNConfig.from_dict(config.to_dict()) == config
+    assert steps >= 1 and batch >= 1 and width == config.preset
+    pinned = recipe.train
+    for option, value in (("width", width), ("learning_rate", config.learning_rate),
+                          ("lr_schedule", config.lr_schedule), ("guide_weight", config.guide_weight),
+                          ("objective", config.objective), ("adaptive", config.adaptive)):
+        if option in pinned:
+            assert value == pinned[option], (option, value)
+    # a recipe that trains adaptively says that part needs TensorFlow (JAX and torch do not step it)
+    assert config.adaptive == ((arn_recipes.ADAPTIVE_PART, "tensorflow") in recipe.needs)
+    for row in recipe.measured:  # measured rows carry where they came from
+        assert row.command and row.machine and row.date and row.columns
+    if name == "default":  # exactly the dataset's preset
+        assert steps == ctx.preset.arn.steps and width == ctx.preset.arn.width
+        assert config.guide_weight == ctx.preset.arn.guide_weight and not config.adaptive
+
+
+# ------------------------------------------------------------------------------------------- harness ---
+
+def _bench(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_search_covers_every_recipe_and_the_frontier_keeps_the_undominated():
+    search, plot = _bench("recipe_search"), _bench("recipe_frontier")
+    names = [name for name, _, _ in search.candidates()]
+    assert [n for n in names if n.startswith("recipe:")] == [f"recipe:{r}" for r in arn_recipes.RECIPES]
+    assert len(names) == len(set(names)) and all(recipe in arn_recipes.RECIPES for _, recipe, _ in
+                                                  search.candidates())
+    # made-up points (not measurements): b is beaten by a on every axis, c trades minutes for robustness
+    points = {"a": {"gray": 1.0, "white": 5.0, "minutes": 10.0}, "b": {"gray": 2.0, "white": 6.0, "minutes": 11.0},
+              "c": {"gray": 1.0, "white": 3.0, "minutes": 20.0}}
+    assert plot.frontier(points) == {"a", "c"}
+    rows = [{"candidate": "a", "gray_worst_value": 1.0, "white_worst_case": 4.0, "train_minutes": 2.0},
+            {"candidate": "a", "gray_worst_value": 3.0, "white_worst_case": None, "train_minutes": 4.0}]
+    assert plot.means(rows)["a"] == {"gray": 2.0, "white": None, "minutes": 3.0, "seeds": 2}
