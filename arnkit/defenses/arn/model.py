@@ -35,7 +35,7 @@ import numpy as np
 from arnkit import backend
 from arnkit.defenses.arn.config import ARNConfig
 from arnkit.defenses.arn.forward import Shapes, forward_losses, player_targets
-from arnkit.defenses.arn.networks import build_networks
+from arnkit.defenses.arn.networks import build_networks, restore
 from arnkit.defenses.arn.stepping import OPTIMIZERS, PLAYERS
 from arnkit.errors import ArnkitError
 from arnkit.io import atomic_path
@@ -131,7 +131,7 @@ class ARN(keras.Model):
             sync = backend.is_tensorflow() and _replicas_now() > 1
         (self.encoder, self.decoder, self.attack_discriminator,
          self.image_discriminator) = build_networks(self.image_shape, self.num_domains, config.preset,
-                                                    sync_batchnorm=bool(sync))
+                                                    sync_batchnorm=bool(sync), generator=config.generator)
         self.seed_generator = keras.random.SeedGenerator(config.seed, name="arn_seed")
         self._trackers = [keras.metrics.Mean(name=name) for name in LOSS_NAMES]
         self.built = True
@@ -143,8 +143,7 @@ class ARN(keras.Model):
                 "num_attacks": self.num_attacks, "config": self.arn_config.to_dict()}
 
     def call(self, inputs, training=False):
-        mu, _ = self.encoder(inputs, training=training)
-        return self.decoder(mu, training=training)
+        return restore(self.encoder, self.decoder, inputs, training=training)
 
     @property
     def metrics(self):
@@ -321,7 +320,7 @@ class ARN(keras.Model):
         for _ in range(int(cfg.adaptive_steps)):
             with tf.GradientTape() as tape:
                 tape.watch(x_adv)
-                logits = guide(self.decoder(self.encoder(x_adv, training=False)[0], training=False), training=False)
+                logits = guide(self(x_adv, training=False), training=False)
                 loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
             grad = tape.gradient(loss, x_adv)
             x_adv = tf.clip_by_value(x + tf.clip_by_value(x_adv + step * tf.sign(grad) - x, -eps, eps), 0.0, 1.0)
