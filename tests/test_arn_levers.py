@@ -202,3 +202,18 @@ def test_the_patch_is_a_square_on_grayscale_and_of_any_shape_on_colour():
 def test_bad_family_options_are_one_line(changes, message):
     with pytest.raises(ArnkitError, match=message):
         ARNConfig(**changes)
+
+
+def test_train_takes_the_family_budgets_from_the_dataset(tmp_path):
+    from arnkit.data import budgets
+    from arnkit.defenses.arn.recipe import arn_config
+    from arnkit.runs.context import RunContext
+
+    ctx = RunContext.build("synthetic", workspace=tmp_path, seed=0)
+    config, _ = arn_config(ctx, n_steps=10, width="tiny", objective="paper", learning_rate=None, lr_schedule=None,
+                           guide_weight=None, adaptive=True, ablate=(),
+                           config_overrides={"adaptive_families": "pgd_l2,flow,patch", "generator": "residual_unet"})
+    assert config.adaptive_families == ("pgd_l2", "flow", "patch") and config.generator == "residual_unet"
+    assert (config.adaptive_l2_eps, config.adaptive_flow_eps, config.adaptive_patch) == (
+        budgets.SYNTHETIC.l2_eps, budgets.SYNTHETIC.flow_eps, budgets.SYNTHETIC.patch)
+    assert budgets.derived(0.6, (28, 28, 1)).l2_eps == pytest.approx(2 * budgets.MNIST.l2_eps)  # scaled with eps
