@@ -193,15 +193,17 @@ def test_the_patch_is_a_square_on_grayscale_and_of_any_shape_on_colour():
     assert len(heights) > 1 and all(3 <= h <= 14 for h in heights)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"adaptive_share": 0.5, "adaptive_families": ("pgd_linf", "fgsm")},
-     r"unknown adaptive attack family 'fgsm'; choose from: pgd_linf, pgd_linf_targeted, pgd_l2, flow, patch$"),
-    ({"adaptive_families": ("pgd_linf",)}, r"adaptive_families needs adaptive training: set adaptive_share > 0"),
-    ({"adaptive_share": 0.5, "adaptive_families": ("flow",)}, r"adaptive family 'flow' needs adaptive_flow_eps > 0"),
-])
-def test_bad_family_options_are_one_line(changes, message):
-    with pytest.raises(ArnkitError, match=message):
-        ARNConfig(**changes)
+def test_bad_family_options_are_one_line():
+    cases = [
+        ({"adaptive_share": 0.5, "adaptive_families": ("pgd_linf", "fgsm")},
+         "unknown adaptive attack family 'fgsm'; choose from: pgd_linf, pgd_linf_targeted, pgd_l2, flow, patch"),
+        ({"adaptive_families": ("pgd_linf",)}, "adaptive_families needs adaptive training: set adaptive_share > 0"),
+        ({"adaptive_share": 0.5, "adaptive_families": ("flow",)}, "adaptive family 'flow' needs adaptive_flow_eps > 0"),
+    ]
+    for changes, message in cases:
+        with pytest.raises(ArnkitError) as refused:
+            ARNConfig(**changes)
+        assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
 
 
 def test_train_takes_the_family_budgets_from_the_dataset(tmp_path):
