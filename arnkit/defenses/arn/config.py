@@ -31,6 +31,16 @@ ADAPTIVE_UPDATES = ("both", "encoder", "decoder")
 # Written to the config dict (so to run ids) only for adaptive runs: runs from before the option keep their ids.
 ADAPTIVE_FIELDS = ("adaptive_share", "adaptive_steps", "adaptive_eps", "adaptive_step_size", "adaptive_update",
                    "adaptive_guide_weight")
+# The attack families the adaptive step may draw from (families.py crafts them), and the budget field each needs
+# besides adaptive_eps. Written to the config dict only when adaptive_families is set.
+ADAPTIVE_FAMILIES: dict[str, str | None] = {
+    "pgd_linf": None,  # L-inf PGD, untargeted (today's single family)
+    "pgd_linf_targeted": None,  # L-inf PGD towards a random other class
+    "pgd_l2": "adaptive_l2_eps",  # L2 PGD
+    "flow": "adaptive_flow_eps",  # a smooth spatial flow (STA-like), at most this many pixels per pixel
+    "patch": "adaptive_patch",  # a free patch at a random place (random shape on colour images), side in pixels
+}
+FAMILY_FIELDS = ("adaptive_families", "adaptive_l2_eps", "adaptive_flow_eps", "adaptive_patch")
 
 # Section 4.1: (lambda1, lambda2, theta) per dataset, kept with the other per-dataset defaults.
 PAPER_WEIGHTS: dict[str, tuple[float, float, float]] = {name: p.arn.weights for name, p in PRESETS.items()}
@@ -89,6 +99,13 @@ class ARNConfig:
         function).
     adaptive_update: which players learn from those examples: "both" (E and G), "encoder" or "decoder".
     adaptive_guide_weight: weight of L_guide on the adaptive examples; None = guide_weight.
+    adaptive_families: beyond the paper, opt-in (empty = the single untargeted L-inf PGD above). Per batch one
+        family is drawn, seeded and reproducible, from these names (`ADAPTIVE_FAMILIES`) and crafted against
+        the current E, G and the frozen target: pgd_linf, pgd_linf_targeted, pgd_l2, flow, patch
+        (families.py). adaptive_l2_eps, adaptive_flow_eps (pixels) and adaptive_patch (pixels) are their
+        budgets; `arnkit train` fills them from the dataset's budgets (arnkit/data/budgets.py).
+    generator: "paper" (G(E(x)), Section 3) or, beyond the paper, "residual_unet": clip(x + G(E(x)), 0, 1) with
+        U-Net skips from E's feature maps into G, as HGD's denoiser (networks.py).
     seed: seeds the latent noise and the gradient-penalty interpolation.
     sync_batchnorm: synchronise BatchNorm statistics across replicas; None = only when the model is
         built under a multi-replica tf.distribute strategy.
@@ -118,6 +135,11 @@ class ARNConfig:
     adaptive_step_size: float = 0.0
     adaptive_update: str = "both"
     adaptive_guide_weight: float | None = None
+    adaptive_families: tuple[str, ...] = ()
+    adaptive_l2_eps: float = 0.0
+    adaptive_flow_eps: float = 0.0
+    adaptive_patch: int = 0
+    generator: str = "paper"
     seed: int = 0
     sync_batchnorm: bool | None = None
 
@@ -143,7 +165,30 @@ class ARNConfig:
                 f"ARN lr_schedule 'cosine' needs lr_decay_steps > 0, got {self.lr_decay_steps}; "
                 "pass the run's step count"
             )
+        from arnkit.defenses.arn.networks import GENERATORS
+
+        if self.generator not in GENERATORS:
+            raise ArnkitError(f"unknown ARN generator '{self.generator}'; choose one of: {', '.join(GENERATORS)}")
         self._check_adaptive()
+        self._check_families()
+
+    def _check_families(self) -> None:
+        families = self.adaptive_families
+        if isinstance(families, str):  # "pgd_linf,flow", as the CLI writes it
+            families = tuple(name.strip() for name in families.split(",") if name.strip())
+        object.__setattr__(self, "adaptive_families", tuple(families))  # a JSON list reads back as a tuple
+        for name in self.adaptive_families:
+            if name not in ADAPTIVE_FAMILIES:
+                raise ArnkitError(f"unknown adaptive attack family '{name}'; choose from: {', '.join(ADAPTIVE_FAMILIES)}")
+        if not self.adaptive_families:
+            return
+        if not self.adaptive:
+            raise ArnkitError("adaptive_families needs adaptive training: set adaptive_share > 0 (--adaptive)")
+        for name in self.adaptive_families:
+            budget = ADAPTIVE_FAMILIES[name]
+            if budget is not None and not getattr(self, budget) > 0:
+                raise ArnkitError(f"adaptive family '{name}' needs {budget} > 0, got {getattr(self, budget)}; "
+                                  "pass the dataset's budget (arnkit train fills it)")
 
     def _check_adaptive(self) -> None:
         if not 0.0 <= self.adaptive_share <= 1.0:  # also rejects NaN
@@ -209,6 +254,13 @@ class ARNConfig:
         if not self.adaptive:
             for name in ADAPTIVE_FIELDS:
                 del out[name]
+        if not self.adaptive_families:
+            for name in FAMILY_FIELDS:
+                del out[name]
+        else:
+            out["adaptive_families"] = list(self.adaptive_families)
+        if self.generator == "paper":
+            del out["generator"]
         return out
 
     @classmethod

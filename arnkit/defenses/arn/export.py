@@ -1,7 +1,8 @@
 """Deploying a trained ARN (Zhou et al., ICML 2021): the pre-processor x -> G(E(x)).
 
 The exported model is a plain functional Keras model made of the registered `Encoder` and `Decoder`
-(networks.py, keras.layers only): it takes images in [0,1] NHWC and returns restored images of the same
+(networks.py, keras.layers only; with the residual U-Net generator E's skip maps feed G inside the same file): it
+takes images in [0,1] NHWC and returns restored images of the same
 shape in [0,1], using the posterior mean (no sampling) and BatchNorm's moving statistics. It is saved as
 `.keras` and loads with safe_mode under the TensorFlow, JAX and torch backends.
 
@@ -21,7 +22,7 @@ from typing import Any
 
 import keras
 
-from arnkit.defenses.arn.networks import Decoder, Encoder
+from arnkit.defenses.arn.networks import Decoder, Encoder, restore
 
 
 def export_preprocessor(arn: Any, *, name: str = "arn_preprocessor") -> keras.Model:
@@ -35,8 +36,7 @@ def export_preprocessor(arn: Any, *, name: str = "arn_preprocessor") -> keras.Mo
     encoder.set_weights(arn.encoder.get_weights())
     decoder.set_weights(arn.decoder.get_weights())
     inputs = keras.Input(shape=tuple(encoder.image_shape), name="image")
-    mu, _ = encoder(inputs)
-    restored = decoder(mu)
+    restored = restore(encoder, decoder, inputs)
     return keras.Model(inputs, restored, name=name)
 
 

@@ -22,6 +22,7 @@ from keras import ops
 
 from arnkit.defenses.arn import losses as L
 from arnkit.defenses.arn.config import ARNConfig
+from arnkit.defenses.arn.networks import decoder_inputs, split_encoding
 from arnkit.errors import ArnkitError
 
 Apply = Callable[[str, Any], Any]
@@ -58,7 +59,8 @@ def forward_losses(apply: Apply, cfg: ARNConfig, shapes: Shapes, x_adv, x_nat, *
         return ops.reshape(t, (d, -1, *t.shape[1:]))
 
     # Step 2: E, the reparameterised sample z, D_A.
-    mu, logvar = apply("encoder", x_in if x_leak is None else ops.concatenate([x_in, x_leak], axis=0))
+    encoded = apply("encoder", x_in if x_leak is None else ops.concatenate([x_in, x_leak], axis=0))
+    mu, logvar, skips = split_encoding(encoded)  # skips: the residual U-Net's, every row (leaked ones last)
     mu_leak = None
     if x_leak is not None:
         # The leaked rows are decoded from mu, as the deployed pre-processor decodes every input.
@@ -66,7 +68,8 @@ def forward_losses(apply: Apply, cfg: ARNConfig, shapes: Shapes, x_adv, x_nat, *
     z = mu + ops.exp(0.5 * logvar) * noise("normal", tuple(mu.shape[1:])) if cfg.sample_latent else mu
     da_logits = per_domain(apply("attack_discriminator", z))
     # Step 3: G and D_I (natural images and all restored ones in one call).
-    restored_all = apply("decoder", z if mu_leak is None else ops.concatenate([z, mu_leak], axis=0))
+    restored_all = apply("decoder", decoder_inputs(z if mu_leak is None else ops.concatenate([z, mu_leak], axis=0),
+                                                   skips))
     restored, restored_leak = ((restored_all, None) if mu_leak is None
                                else (restored_all[:rows], restored_all[rows:]))
     batch = x_nat.shape[0] if x_nat.shape[0] is not None else ops.shape(x_nat)[0]

@@ -23,6 +23,7 @@ drawn for the global batch, so N replicas give the same weights as one device.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import zipfile
@@ -35,7 +36,7 @@ import numpy as np
 from arnkit import backend
 from arnkit.defenses.arn.config import ARNConfig
 from arnkit.defenses.arn.forward import Shapes, forward_losses, player_targets
-from arnkit.defenses.arn.networks import build_networks
+from arnkit.defenses.arn.networks import build_networks, restore
 from arnkit.defenses.arn.stepping import OPTIMIZERS, PLAYERS
 from arnkit.errors import ArnkitError
 from arnkit.io import atomic_path
@@ -131,7 +132,7 @@ class ARN(keras.Model):
             sync = backend.is_tensorflow() and _replicas_now() > 1
         (self.encoder, self.decoder, self.attack_discriminator,
          self.image_discriminator) = build_networks(self.image_shape, self.num_domains, config.preset,
-                                                    sync_batchnorm=bool(sync))
+                                                    sync_batchnorm=bool(sync), generator=config.generator)
         self.seed_generator = keras.random.SeedGenerator(config.seed, name="arn_seed")
         self._trackers = [keras.metrics.Mean(name=name) for name in LOSS_NAMES]
         self.built = True
@@ -143,8 +144,7 @@ class ARN(keras.Model):
                 "num_attacks": self.num_attacks, "config": self.arn_config.to_dict()}
 
     def call(self, inputs, training=False):
-        mu, _ = self.encoder(inputs, training=training)
-        return self.decoder(mu, training=training)
+        return restore(self.encoder, self.decoder, inputs, training=training)
 
     @property
     def metrics(self):
@@ -298,6 +298,7 @@ class ARN(keras.Model):
     def craft_adaptive(self, x_nat):
         """White-box PGD against the *current* pre-processor + the frozen target, for the first
         ceil(adaptive_share * B) natural images: the examples the leaked-defense attacker would send now.
+        With config.adaptive_families, one family drawn for this batch (`draw_family`, `craft_family`) instead.
 
         Untargeted, against the target's predicted label on the natural image; a random start in the eps-ball
         (noise drawn for the global batch, so replicas do not change it); BatchNorm in inference mode."""
@@ -312,6 +313,10 @@ class ARN(keras.Model):
         leaked = tf.cast(tf.math.ceil(cfg.adaptive_share * tf.cast(batch, tf.float32)), tf.int32)
         x = x_nat[:leaked]
         labels = tf.stop_gradient(tf.argmax(guide(x, training=False), axis=-1))
+        if cfg.adaptive_families:
+            index, seed = self.draw_family(), self.seed_generator.next()
+            branches = [functools.partial(self.craft_family, name, x, labels, seed) for name in cfg.adaptive_families]
+            return tf.stop_gradient(tf.switch_case(index, branches))
         eps, step = float(cfg.adaptive_eps), float(cfg.adaptive_step)
         replicas = self.distribute_strategy.num_replicas_in_sync
         replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -321,11 +326,28 @@ class ARN(keras.Model):
         for _ in range(int(cfg.adaptive_steps)):
             with tf.GradientTape() as tape:
                 tape.watch(x_adv)
-                logits = guide(self.decoder(self.encoder(x_adv, training=False)[0], training=False), training=False)
+                logits = guide(self(x_adv, training=False), training=False)
                 loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
             grad = tape.gradient(loss, x_adv)
             x_adv = tf.clip_by_value(x + tf.clip_by_value(x_adv + step * tf.sign(grad) - x, -eps, eps), 0.0, 1.0)
         return tf.stop_gradient(x_adv)
+
+    def draw_family(self):
+        """This batch's adaptive family: an index into config.adaptive_families, drawn from the model's seed
+        generator (seeded by config.seed, saved in checkpoints), so a run and its resumption draw the same ones."""
+        import tensorflow as tf
+
+        count = len(self.arn_config.adaptive_families)
+        return tf.random.stateless_uniform([], seed=self.seed_generator.next(), maxval=count, dtype=tf.int32)
+
+    def craft_family(self, name: str, x, labels, seed):
+        """Family `name`'s white-box examples of x (families.py) against the current E, G and the frozen target,
+        BatchNorm in inference mode. Its random draws are this replica's own (not the global batch's)."""
+        from arnkit.defenses.arn import families
+
+        guide = self._guide.value
+        return families.craft(name, lambda z: guide(self(z, training=False), training=False), x, labels,
+                              cfg=self.arn_config, seed=seed)
 
     def _check_batch(self, x_adv, x_nat) -> None:
         adv_shape, nat_shape = tuple(x_adv.shape), tuple(x_nat.shape)

@@ -12,6 +12,11 @@ keeps where things are, which the restoration needs; D_A flattens it (the `refer
 4x4x128 = 2048 values match the official code's 2048-d latent). G mirrors E with transposed convolutions,
 ends in a sigmoid (arnkit images live in [0,1]) and crops the padding away, so G(E(x)) has x's shape.
 
+Generators (`GENERATORS`, `ARNConfig.generator`): "paper" is the above. "residual_unet" (beyond the paper, opt-in)
+restores residually, clip(x + G(E(x)), 0, 1), and G also reads E's three strided feature maps and the padded image
+through U-Net skip connections, as HGD's denoiser (Liao et al., CVPR 2018) does: E then returns
+(mu, logvar, image, f1, f2, f3) and G takes [latent, image, f1, f2, f3]. `restore(encoder, decoder, x)` runs either.
+
 Example::
 
     widths = PRESETS["default"]
@@ -30,6 +35,7 @@ from keras import layers
 
 from arnkit.errors import ArnkitError
 
+GENERATORS = ("paper", "residual_unet")
 DOWNSAMPLING = 8  # three stride-2 convolutions in E, three stride-2 transposed convolutions in G
 LEAK = 0.2  # LeakyReLU slope of the official code
 
@@ -96,6 +102,12 @@ def _check_image_shape(image_shape) -> tuple[int, int, int]:
     return shape
 
 
+def _check_generator(generator: str) -> str:
+    if generator not in GENERATORS:
+        raise ArnkitError(f"unknown ARN generator '{generator}'; choose one of: {', '.join(GENERATORS)}")
+    return generator
+
+
 def _norm_act(x, name: str, synchronized: bool):
     # The convolutions before BatchNorm have no bias: BN cancels it, and Adam would turn its
     # round-off-sized gradient into full-size random steps.
@@ -106,16 +118,20 @@ def _norm_act(x, name: str, synchronized: bool):
 class _AutoencoderHalf(keras.Model):
     """What E and G share: the constructor arguments they keep, and the config built from them."""
 
-    def _remember(self, image_shape, widths, latent_channels, sync_batchnorm) -> None:
+    def _remember(self, image_shape, widths, latent_channels, sync_batchnorm, generator) -> None:
         self.image_shape = image_shape
         self.widths = widths
         self.latent_channels = int(latent_channels)
         self.sync_batchnorm = bool(sync_batchnorm)
+        self.generator = generator
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "image_shape": list(self.image_shape),
-                "widths": list(self.widths), "latent_channels": self.latent_channels,
-                "sync_batchnorm": self.sync_batchnorm}
+        config = {"name": self.name, "trainable": self.trainable, "image_shape": list(self.image_shape),
+                  "widths": list(self.widths), "latent_channels": self.latent_channels,
+                  "sync_batchnorm": self.sync_batchnorm}
+        if self.generator != "paper":  # written only when set: files of the paper's G stay byte-for-byte the same
+            config["generator"] = self.generator
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -131,22 +147,26 @@ class Encoder(_AutoencoderHalf):
     """
 
     def __init__(self, *, image_shape=(28, 28, 1), widths=(16, 32, 64, 128), latent_channels: int = 16,
-                 sync_batchnorm: bool = False, **kwargs):
+                 sync_batchnorm: bool = False, generator: str = "paper", **kwargs):
         image_shape = _check_image_shape(image_shape)
+        generator = _check_generator(generator)
         widths = tuple(int(w) for w in widths)
         if len(widths) != 4:
             raise ArnkitError(f"ARN encoder widths need 4 values, got {widths}")
         inputs = keras.Input(shape=image_shape, name="image")
-        x = layers.ZeroPadding2D(_padding(image_shape), name="pad")(inputs)
+        padded = x = layers.ZeroPadding2D(_padding(image_shape), name="pad")(inputs)
+        features = []
         for i, width in enumerate(widths[:3]):
             x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, name=f"down{i + 1}")(x)
             x = _norm_act(x, f"down{i + 1}", sync_batchnorm)
+            features.append(x)
         x = layers.Conv2D(widths[3], 3, padding="same", use_bias=False, name="mid")(x)
         x = _norm_act(x, "mid", sync_batchnorm)
         mu = layers.Conv2D(latent_channels, 3, padding="same", name="mu")(x)
         logvar = layers.Conv2D(latent_channels, 3, padding="same", name="logvar")(x)
-        super().__init__(inputs=inputs, outputs=[mu, logvar], **kwargs)
-        self._remember(image_shape, widths, latent_channels, sync_batchnorm)
+        skips = [padded, *features] if generator == "residual_unet" else []
+        super().__init__(inputs=inputs, outputs=[mu, logvar, *skips], **kwargs)
+        self._remember(image_shape, widths, latent_channels, sync_batchnorm, generator)
 
 
 @keras.saving.register_keras_serializable(package="arnkit")
@@ -154,22 +174,49 @@ class Decoder(_AutoencoderHalf):
     """G: latent map -> image in [0,1] of `image_shape`; mirrors the encoder with 4x4 stride-2 transposed convs."""
 
     def __init__(self, *, image_shape=(28, 28, 1), widths=(16, 32, 64, 128), latent_channels: int = 16,
-                 sync_batchnorm: bool = False, **kwargs):
+                 sync_batchnorm: bool = False, generator: str = "paper", **kwargs):
         image_shape = _check_image_shape(image_shape)
+        generator = _check_generator(generator)
         widths = tuple(int(w) for w in widths)
         if len(widths) != 4:
             raise ArnkitError(f"ARN decoder widths need 4 values, got {widths}")
-        inputs = keras.Input(shape=latent_shape(image_shape, latent_channels), name="latent")
-        x = layers.Conv2D(widths[3], 3, padding="same", use_bias=False, name="mid")(inputs)
+        latent = keras.Input(shape=latent_shape(image_shape, latent_channels), name="latent")
+        x = layers.Conv2D(widths[3], 3, padding="same", use_bias=False, name="mid")(latent)
         x = _norm_act(x, "mid", sync_batchnorm)
+        if generator == "residual_unet":
+            inputs, outputs = self._residual_unet(latent, x, image_shape, widths, sync_batchnorm)
+        else:
+            for i, width in enumerate(reversed(widths[:3])):
+                x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
+                                           name=f"up{i + 1}")(x)
+                x = _norm_act(x, f"up{i + 1}", sync_batchnorm)
+            x = layers.Conv2D(image_shape[2], 3, padding="same", name="to_image")(x)
+            x = layers.Activation("sigmoid", dtype="float32", name="to_unit_range")(x)
+            inputs, outputs = latent, layers.Cropping2D(_padding(image_shape), name="crop")(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self._remember(image_shape, widths, latent_channels, sync_batchnorm, generator)
+
+    @staticmethod
+    def _residual_unet(latent, x, image_shape, widths, sync_batchnorm):
+        """HGD-style: each up step concatenates E's feature map of the same size; the last conv predicts a
+        correction added to the padded input, clipped to [0, 1] (ReLU with max 1 is that clip, and saves)."""
+        side = [padded_size(s) for s in image_shape[:2]]
+        image = keras.Input(shape=(*side, image_shape[2]), name="skip_image")
+        features = [keras.Input(shape=(side[0] >> (i + 1), side[1] >> (i + 1), widths[i]), name=f"skip{i + 1}")
+                    for i in range(3)]
         for i, width in enumerate(reversed(widths[:3])):
+            x = layers.Concatenate(name=f"skip{3 - i}_join")([x, features[2 - i]])
             x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False, name=f"up{i + 1}")(x)
             x = _norm_act(x, f"up{i + 1}", sync_batchnorm)
-        x = layers.Conv2D(image_shape[2], 3, padding="same", name="to_image")(x)
-        x = layers.Activation("sigmoid", dtype="float32", name="to_unit_range")(x)
-        outputs = layers.Cropping2D(_padding(image_shape), name="crop")(x)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self._remember(image_shape, widths, latent_channels, sync_batchnorm)
+        x = layers.Concatenate(name="image_join")([x, image])
+        # Zero-initialised: at init G is exactly the identity on [0, 1] images, so the restoration starts from
+        # "change nothing" (the adversarial input, MSE = the perturbation) instead of a random sigmoid image,
+        # and learns the correction, as HGD's denoiser learns the negative noise.
+        delta = layers.Conv2D(image_shape[2], 3, padding="same", kernel_initializer="zeros",
+                              bias_initializer="zeros", dtype="float32", name="to_correction")(x)
+        restored = layers.Add(name="residual")([image, delta])
+        restored = layers.ReLU(max_value=1.0, dtype="float32", name="to_unit_range")(restored)
+        return [latent, image, *features], layers.Cropping2D(_padding(image_shape), name="crop")(restored)
 
 
 @keras.saving.register_keras_serializable(package="arnkit")
@@ -231,15 +278,32 @@ class ImageDiscriminator(keras.Model):
         return cls(**config)
 
 
-def build_networks(image_shape, num_domains: int, preset: str = "default", *,
-                   sync_batchnorm: bool = False) -> tuple[Encoder, Decoder, AttackDiscriminator, ImageDiscriminator]:
-    """E, G, D_A, D_I for `image_shape` with the widths of `preset`."""
+def split_encoding(outputs) -> tuple[object, object, list]:
+    """(mu, logvar, skips) of E's outputs; skips is empty for the paper's generator."""
+    mu, logvar, *skips = outputs
+    return mu, logvar, list(skips)
+
+
+def decoder_inputs(latent, skips: list):
+    """What G takes: the latent alone (the paper's G) or [latent, *skips] (the residual U-Net)."""
+    return [latent, *skips] if skips else latent
+
+
+def restore(encoder, decoder, x, *, training: bool = False):
+    """The pre-processor's map x -> G(mu(E(x))) for either generator (inference uses mu, no sampling)."""
+    mu, _, skips = split_encoding(encoder(x, training=training))
+    return decoder(decoder_inputs(mu, skips), training=training)
+
+
+def build_networks(image_shape, num_domains: int, preset: str = "default", *, sync_batchnorm: bool = False,
+                   generator: str = "paper") -> tuple[Encoder, Decoder, AttackDiscriminator, ImageDiscriminator]:
+    """E, G, D_A, D_I for `image_shape` with the widths of `preset` and G of kind `generator`."""
     image_shape = _check_image_shape(image_shape)
     w = get_preset(preset)
     encoder = Encoder(image_shape=image_shape, widths=w.encoder, latent_channels=w.latent_channels,
-                      sync_batchnorm=sync_batchnorm, name="encoder")
+                      sync_batchnorm=sync_batchnorm, generator=generator, name="encoder")
     decoder = Decoder(image_shape=image_shape, widths=w.encoder, latent_channels=w.latent_channels,
-                      sync_batchnorm=sync_batchnorm, name="decoder")
+                      sync_batchnorm=sync_batchnorm, generator=generator, name="decoder")
     attack_discriminator = AttackDiscriminator(latent_shape=latent_shape(image_shape, w.latent_channels),
                                                num_domains=num_domains, hidden=w.attack_hidden,
                                                name="attack_discriminator")

@@ -94,6 +94,12 @@ def arn_config(ctx: RunContext, *, n_steps: int, width: str | None, objective: s
                             ("adaptive_eps", meta.eps if leak.eps is None else leak.eps),
                             ("adaptive_step_size", leak.step_size), ("adaptive_update", leak.update)):
             overrides.setdefault(name, value)
+    if overrides.get("adaptive_families"):
+        # The other families' budgets are the dataset's, as every evaluated attack's are (arnkit/data/budgets.py).
+        budgets = meta.budgets
+        for name, value in (("adaptive_l2_eps", budgets.l2_eps), ("adaptive_flow_eps", budgets.flow_eps),
+                            ("adaptive_patch", budgets.patch)):
+            overrides.setdefault(name, value)
     if overrides.get("lr_schedule", "constant") != "constant":
         # The schedule spans this run; it is part of the config, so of the run's id and its checkpoints.
         overrides.setdefault("lr_decay_steps", n_steps)
@@ -302,7 +308,9 @@ def train_defense(
     workspace's target; None = the dataset's preset for the paper objective, 0 = the paper.
     `adaptive`: beyond the paper, leak the defense to white-box PGD while it trains, with the dataset's
     `presets.AdaptivePreset` (`ARNConfig.adaptive_*`; config_overrides may set any of them).
-    `config_overrides` sets any other `ARNConfig` field (e.g. learning_rate, include_natural).
+    `config_overrides` sets any other `ARNConfig` field (e.g. learning_rate, include_natural; the levers
+    generator="residual_unet" and, with `adaptive`, adaptive_families="pgd_linf,flow", whose budgets are then
+    the dataset's).
     `on_checkpoint(step, arn)` is called after each checkpoint is written (benchmarks evaluate snapshots
     there; with a constant learning rate the snapshot at step s is the run of s steps).
     `context`: the command's run context (else one is built from dataset, workspace, seed and progress).
