@@ -37,8 +37,8 @@ GRAY = {"mnist": "pgd_n,pgd_t,cw_n,ddn_n,aa_n,jsma_t,pgd_n@0.4,aa_n@0.4,sta_n,st
 # The issue's leaked-defense worst case: AutoAttack, PGD_N-100 with 5 restarts, PGD_T-100.
 WHITE = "pgd_n,pgd_t,aa_n"
 # (name, recipe, train options on top of it). Levers are one change each on `default`; levers the issue
-# names that arnkit cannot train yet (residual / U-Net generator, multi-family leaks, EMA) join here as
-# options when they land.
+# The residual U-Net generator and the multi-family leaks (ARNConfig.generator / adaptive_families, docs/defenses.md)
+# are levers here; EMA of the weights is not built yet.
 LEVERS: list[tuple[str, dict[str, Any]]] = [
     ("width=default", {"width": "default"}),
     ("width=tiny", {"width": "tiny"}),
@@ -51,6 +51,13 @@ LEVERS: list[tuple[str, dict[str, Any]]] = [
     ("adaptive_share=1", {"adaptive": True, "config_overrides": {"adaptive_share": 1.0}}),
     ("adaptive_steps=10", {"adaptive": True, "config_overrides": {"adaptive_steps": 10}}),
     ("adaptive_guide=0", {"adaptive": True, "config_overrides": {"adaptive_guide_weight": 0.0}}),
+    ("generator=residual_unet", {"config_overrides": {"generator": "residual_unet"}}),
+    ("families=linf+l2+flow", {"adaptive": True,
+                               "config_overrides": {"adaptive_families": ("pgd_linf", "pgd_l2", "flow")}}),
+    ("families=all", {"adaptive": True, "config_overrides": {
+        "adaptive_families": ("pgd_linf", "pgd_linf_targeted", "pgd_l2", "flow", "patch")}}),
+    ("residual_unet+families", {"adaptive": True, "config_overrides": {
+        "generator": "residual_unet", "adaptive_families": ("pgd_linf", "pgd_l2", "flow")}}),
 ]
 SMOKE = {"steps": 2, "width": "tiny", "pool_size": 32, "batch_size": 16, "eval_limit": 16}
 SMOKE_LEVERS = ("cosine",)
@@ -89,7 +96,7 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> dict[str, Any]:
     from arnkit.pipeline.evaluate import evaluate
     from arnkit.progress import NullProgress
 
-    recipe, options = next((r, o) for n, r, o in candidates(args.smoke) if n == name)
+    recipe, options = next((r, o) for n, r, o in candidates() if n == name)
     options = {**options, **(SMOKE if args.smoke else {})}
     started = time.perf_counter()
     record = registry.get("arn").train(args.dataset, workspace=args.workspace, seed=seed, progress=NullProgress(),
@@ -196,7 +203,7 @@ def main(argv: list[str]) -> None:
     results = json.loads(path.read_text()) if path.exists() else {"rows": []}
     done = {(row["candidate"], row["seed"]) for row in results["rows"]}
     wanted = {n.strip() for n in args.only.split(",") if n.strip()}
-    known = [name for name, _, _ in candidates(args.smoke)]
+    known = [name for name, _, _ in candidates(args.smoke and not wanted)]  # --only picks among every lever
     if wanted - set(known):
         raise SystemExit(f"unknown candidates {sorted(wanted - set(known))}; --list shows them")
     host = machine()
