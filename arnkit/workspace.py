@@ -101,7 +101,7 @@ class Workspace:
             return {k: self.located_paths(v, "files" if listing else k) for k, v in obj.items()}
         if isinstance(obj, list):
             return [self.located_paths(v, key) for v in obj]
-        is_path = key in ("path", "files", "source") or key.endswith(("_path", "_png", "_csv"))
+        is_path = key in ("path", "files", "pools", "source") or key.endswith(("_path", "_png", "_csv"))
         if isinstance(obj, str) and obj and is_path:
             return str(self.locate(obj))
         return obj

@@ -174,7 +174,7 @@ def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys
         "target": {"model": target.record.model, "fingerprint": target.fingerprint, "path": target.path},
         "cross_model": False, "defenses": [r.describe() for r in resolved], "surrogate": None,
         "attacks": [{"key": k, "label": k, "params": {}, "iterations": [None]} for k in keys],
-        "rows": rows, "sanity": [], "sanity_passed": None,  # no check ran "convergence": None,
+        "rows": rows, "sanity": [], "sanity_passed": None, "convergence": None,  # sanity_passed: no check ran
         "arnkit_version": arnkit.__version__, "seconds": 0.0,
     }
     if grid_source is not None:
