@@ -111,7 +111,11 @@ def test_tensorflow_only_recipe_under_jax_is_refused_naming_the_part(tmp_path):
     assert not list((tmp_path / "ws").glob("targets/*.keras"))  # before the target trains
 
 
-def test_arnkit_defenses_lists_the_recipes():
+def test_arnkit_defenses_lists_the_recipes(monkeypatch):
+    from arnkit_cli import common
+
+    # The table console is made at import, its width fixed then (80 under xdist): widen it so no cell wraps.
+    monkeypatch.setattr(common.stdout, "width", 250)
     result = CliRunner().invoke(app, ["defenses", "--json"])
     assert result.exit_code == 0, result.output
     arn = next(row for row in json.loads(result.stdout) if row["key"] == "arn")
