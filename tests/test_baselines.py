@@ -134,10 +134,10 @@ def test_train_cli_refuses_flags_of_another_recipe_and_lists_the_registry(tmp_pa
     runner = CliRunner()
     wrong = runner.invoke(app, ["train", "--defense", "at_pgd", "--seen", "pgd_n", "--workspace", str(tmp_path)])
     assert wrong.exit_code == 1
-    assert "--seen do not apply to --defense at_pgd; it takes --epochs, --eps, --attack-steps, --step-size" \
+    assert "--seen does not apply to --defense at_pgd; it takes --epochs, --eps, --attack-steps, --step-size" \
         in wrong.output
     step = runner.invoke(app, ["train", "--defense", "doa", "--step-size", "0.1", "--workspace", str(tmp_path)])
-    assert step.exit_code == 1 and "--step-size do not apply to --defense doa" in step.output
+    assert step.exit_code == 1 and "--step-size does not apply to --defense doa" in step.output
     unknown = runner.invoke(app, ["train", "--defense", "madry", "--workspace", str(tmp_path)])
     assert unknown.exit_code == 1 and "unknown defense 'madry'; known defenses: none, arn, at_pgd" in unknown.output
     width = runner.invoke(app, ["train", "--defense", "apeg", "--width", "large", "-d", "synthetic",

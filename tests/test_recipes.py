@@ -90,7 +90,7 @@ def test_unknown_recipe_and_recipe_of_another_defense_are_one_line(tmp_path):
     assert "unknown ARN recipe 'strongest'; known recipes: default, paper, adaptive" in bad.output
     bad = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--defense", "hgd", "--recipe", "paper",
                                    "--workspace", str(tmp_path / "ws")], env=env)
-    assert bad.exit_code == 1 and "--recipe do not apply to --defense hgd" in bad.output
+    assert bad.exit_code == 1 and "--recipe does not apply to --defense hgd" in bad.output
     assert not (tmp_path / "ws").exists()  # refused before anything was written
     with pytest.raises(ArnkitError, match="known recipes: default, paper"):
         arn_recipes.resolve("Nope", {})

@@ -61,7 +61,8 @@ def train(dataset: str = "mnist", defense: str = "arn", *, seed: int = 0, worksp
         def flags(names: Any) -> str:
             return ", ".join("--" + name.replace("_", "-") for name in names)
         takes = [name for name in recipe.options if name in CLI_OPTIONS]
-        raise ArnkitError(f"{flags(misplaced)} do not apply to --defense {recipe.key}; it takes {flags(takes)}")
+        verb = "does" if len(misplaced) == 1 else "do"
+        raise ArnkitError(f"{flags(misplaced)} {verb} not apply to --defense {recipe.key}; it takes {flags(takes)}")
     ctx = RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
     _check_counts(given, ctx)
     if target is not None:
