@@ -253,3 +253,18 @@ def test_headings_carry_n_date_budget_and_every_figure(tmp_path):
     assert len(_embedded(html)) == 4  # two grids, two convergence curves
     assert "<strong>gray</strong>" in html and "**" not in html
     assert result["damaged"] == []
+
+
+def test_each_column_states_the_budget_it_ran_with(built, tmp_path):
+    """results.json records each column's resolved settings (the dataset's budget and the column's overrides),
+    so the report states numbers, never "default budget"."""
+    from arnkit.pipeline.evaluate import evaluate
+
+    ws, _, _ = built
+    result = evaluate("synthetic", "pgd_n,pgd_n@0.2", defenses="none", limit=8, workspace=ws, sanity_checks=False)
+    budgets = {a["label"]: a["budget"] for a in json.loads(Path(result["files"]["json"]).read_text())["attacks"]}
+    assert budgets["pgd_n"]["eps"] == 0.3 and budgets["pgd_n@0.2"]["eps"] == 0.2
+    assert budgets["pgd_n"]["steps"] == 40 and "batch_size" not in budgets["pgd_n"]
+    text = Path(build_report(ws)["markdown"]).read_text()
+    assert "pgd_n: eps 0.3, 40 iterations; pgd_n@0.2: eps 0.2, 40 iterations." in text
+    assert "fgsm: eps 0.3, default iterations" in text  # one step: FGSM has no iteration count to state

@@ -48,8 +48,8 @@ def results_record(plan: EvaluationPlan, targets: Targets, defenses: list[Resolv
         "cross_model": targets.cross_model,
         "defenses": [r.describe() for r in defenses],
         "surrogate": {"path": surrogate.path, "fingerprint": surrogate.tag} if surrogate else None,
-        "attacks": [{"key": s.key, "label": s.label, "params": s.params, "iterations": plan.plans[s.label]}
-                    for s in plan.specs],
+        "attacks": [{"key": s.key, "label": s.label, "params": s.params, "iterations": plan.plans[s.label],
+                     "budget": scoring.attack_budget(s.key, info, s.params)} for s in plan.specs],
         "rows": rows, "sanity": checks, "sanity_passed": sanity_passed(checks),
         "convergence": curves,
         "arnkit_version": arnkit.__version__, "seconds": 0.0,

@@ -22,6 +22,7 @@ from arnkit.evaluation import paper_numbers
 from arnkit.evaluation.tables import FLAG, cell_text, failed_checks, pivot
 from arnkit.io import atomic_path
 from arnkit.pipeline import report_html
+from arnkit.runs.scoring import budget_iterations
 from arnkit.workspace import Workspace
 
 RERUN = {"targets": "rerun `arnkit target train`", "defenses": "rerun `arnkit train`",
@@ -125,9 +126,11 @@ def _budget_line(r: dict[str, Any], default_eps: float | None) -> str:
     """Budget, iterations, n, threat model: what the table's numbers were measured under."""
     columns = []
     for attack in r.get("attacks") or []:
-        params = attack.get("params") or {}
-        eps = params.get("eps")
+        params, budget = attack.get("params") or {}, attack.get("budget") or {}  # budget: written since 2026-12-07
+        eps = params.get("eps", budget.get("eps"))
         counts = [c for c in attack.get("iterations") or [] if c is not None]
+        if not counts and budget_iterations(budget) is not None:
+            counts = [budget_iterations(budget)]
         budget = f"eps {eps:g}" if isinstance(eps, int | float) else "default budget"
         columns.append(f"{attack.get('label')}: {budget}, "
                        + (f"{'/'.join(map(str, counts))} iterations" if counts else "default iterations"))

@@ -20,7 +20,7 @@ import arnkit
 from arnkit import data
 from arnkit.errors import ArnkitError
 from arnkit.evaluation import figures, metrics, tables
-from arnkit.runs.adversarial import craft_set
+from arnkit.runs.adversarial import ITERATION_PARAMS, craft_set
 from arnkit.runs.context import RunContext
 from arnkit.workspace import Workspace
 
@@ -173,7 +173,8 @@ def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys
         "dataset": meta.name, "threat_model": threat, "split": "test", "n": len(x), "seed": seed, "restarts": 1,
         "target": {"model": target.record.model, "fingerprint": target.fingerprint, "path": target.path},
         "cross_model": False, "defenses": [r.describe() for r in resolved], "surrogate": None,
-        "attacks": [{"key": k, "label": k, "params": {}, "iterations": [None]} for k in keys],
+        "attacks": [{"key": k, "label": k, "params": {}, "iterations": [None], "budget": attack_budget(k, meta)}
+                    for k in keys],
         "rows": rows, "sanity": [], "sanity_passed": None, "convergence": None,  # sanity_passed: no check ran
         "arnkit_version": arnkit.__version__, "seconds": 0.0,
     }
@@ -197,3 +198,26 @@ def closing_report(ctx: RunContext, defense: ResolvedDefense, attack_keys: list[
         if row["label"] != "worst case":
             rows.setdefault(row["label"], {})[row["defense"]] = float(row["error"])
     return rows, result
+
+
+# Settings of an attack that change how it runs, not what it is allowed to do.
+_NOT_BUDGET = ("batch_size", "precision")
+
+
+def attack_budget(key: str, info: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings one column ran with, as numbers: the dataset's budget for the attack with the column's
+    overrides (eps, steps, step size, ...), so a table can state them instead of "default"."""
+    from arnkit import attacks
+
+    try:
+        made = attacks.make(key, dataset=info, **(params or {})).params()
+    except (ArnkitError, TypeError, ValueError):
+        return {}
+    return {k: v for k, v in made.items()
+            if k not in _NOT_BUDGET and isinstance(v, bool | int | float | str) and v is not None}
+
+
+def budget_iterations(budget: dict[str, Any]) -> int | None:
+    """The attack's own iteration count in `budget` (steps, n_iter, ...), or None when it has none."""
+    return next((int(budget[name]) for name in ITERATION_PARAMS if isinstance(budget.get(name), int)
+                 and not isinstance(budget.get(name), bool)), None)
