@@ -49,8 +49,7 @@ def machine() -> dict:
 
 def time_lever(name: str, preset: str, batch: int, steps: int, warmup: int = 2) -> float:
     import keras
-    import numpy as np
-    import tensorflow as tf
+    from bench_arn_step import seconds_per_step  # bench/ is on sys.path when a bench script runs
 
     from arnkit.data import budgets
     from arnkit.defenses.arn import ARN, ARNConfig
@@ -64,18 +63,7 @@ def time_lever(name: str, preset: str, batch: int, steps: int, warmup: int = 2) 
                                    **(extra if "adaptive_families" in changes else {}))
     guide = build("lenet", (28, 28, 1), 10) if config.adaptive else None
     arn = ARN(image_shape=(28, 28, 1), num_attacks=2, config=config, guide=guide)
-    arn.compile()
-    rng = np.random.default_rng(0)
-    data = {"adversarial": tf.constant(rng.random((batch, 2, 28, 28, 1), dtype=np.float32)),
-            "natural": tf.constant(rng.random((batch, 28, 28, 1), dtype=np.float32))}
-    step = tf.function(arn.train_step)
-    for _ in range(warmup):
-        step(data)["e_loss"].numpy()
-    start = time.perf_counter()
-    for _ in range(steps):
-        out = step(data)
-    out["e_loss"].numpy()
-    return (time.perf_counter() - start) / steps
+    return seconds_per_step(arn, batch, steps, warmup)
 
 
 def main() -> None:

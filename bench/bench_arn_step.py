@@ -19,14 +19,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def time_step(preset: str, objective: str, batch: int, steps: int, warmup: int = 2) -> tuple[float, int, int]:
     import keras
-    import numpy as np
-    import tensorflow as tf
 
     from arnkit.defenses.arn import ARN, ARNConfig
 
     keras.utils.set_random_seed(0)
     config = ARNConfig.for_dataset("mnist", objective=objective, preset=preset)
     arn = ARN(image_shape=(28, 28, 1), num_attacks=2, config=config)
+    seconds = seconds_per_step(arn, batch, steps, warmup)
+    params = sum(net.count_params() for net in (arn.encoder, arn.decoder, arn.attack_discriminator,
+                                                  arn.image_discriminator))
+    return seconds, params, arn.num_domains * batch
+
+
+def seconds_per_step(arn, batch: int, steps: int, warmup: int = 2) -> float:
+    """Compile `arn` and time its graph train_step on random 28x28 MNIST-shaped batches (after `warmup` steps)."""
+    import numpy as np
+    import tensorflow as tf
+
     arn.compile()
     rng = np.random.default_rng(0)
     data = {"adversarial": tf.constant(rng.random((batch, 2, 28, 28, 1), dtype=np.float32)),
@@ -38,9 +47,7 @@ def time_step(preset: str, objective: str, batch: int, steps: int, warmup: int =
     for _ in range(steps):
         out = step(data)
     out["e_loss"].numpy()
-    params = sum(net.count_params() for net in (arn.encoder, arn.decoder, arn.attack_discriminator,
-                                                  arn.image_discriminator))
-    return (time.perf_counter() - start) / steps, params, arn.num_domains * batch
+    return (time.perf_counter() - start) / steps
 
 
 def main() -> None:

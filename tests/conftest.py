@@ -60,3 +60,18 @@ def mnist_tiny():
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x_train, y_train, epochs=3, batch_size=64, verbose=0)
     return model, x_test, y_test
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    """ARN training batches from the synthetic set: (adversarial pairs [N, 2, H, W, C], natural [N, H, W, C]),
+    the two 'attacks' being Gaussian noise and a signed step."""
+    import tensorflow as tf
+
+    from arnkit import data
+
+    x, _, _ = data.load_arrays("synthetic", "train", limit=16)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
+    signed = np.clip(x + 0.15 * np.sign(rng.normal(size=x.shape)), 0, 1)
+    return tf.constant(np.stack([noisy, signed], axis=1), tf.float32), tf.constant(x, tf.float32)

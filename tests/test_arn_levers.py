@@ -15,6 +15,8 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
+from arn_fixtures import guide_model  # noqa: E402
+
 from arnkit.defenses.arn import ARN, ARNConfig, export_preprocessor, load_defense, save_defense  # noqa: E402
 from arnkit.defenses.arn.config import ADAPTIVE_FAMILIES  # noqa: E402
 from arnkit.defenses.arn.families import patch_mask  # noqa: E402
@@ -23,22 +25,6 @@ from arnkit.errors import ArnkitError  # noqa: E402
 BUDGETS = {"adaptive_l2_eps": 2.0, "adaptive_flow_eps": 1.0, "adaptive_patch": 6}
 
 
-@pytest.fixture(scope="module")
-def pairs():
-    from arnkit import data
-
-    x, _, _ = data.load_arrays("synthetic", "train", limit=16)
-    rng = np.random.default_rng(0)
-    noisy = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
-    signed = np.clip(x + 0.15 * np.sign(rng.normal(size=x.shape)), 0, 1)
-    return tf.constant(np.stack([noisy, signed], axis=1), tf.float32), tf.constant(x, tf.float32)
-
-
-def guide_model():
-    keras.utils.set_random_seed(1)
-    inputs = keras.Input((28, 28, 1))
-    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
-    return keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
 
 
 def make_arn(guide=None, seed=0, **changes) -> ARN:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +47,25 @@ def cell_text(row: dict[str, Any]) -> str:
             + (" (lower bound)" if row.get("lower_bound") else ""))
 
 
+def pivot_lines(rows: Sequence[dict[str, Any]], render: Callable[[str, str, dict[str, Any]], str]) -> list[str]:
+    """The markdown header, rule and one line per defense of the pivoted `rows` (attacks across);
+    `render(defense, label, row)` writes a cell, "-" stands where there is no row."""
+    defenses, labels, cells = pivot(rows)
+    lines = ["| defense | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for defense in defenses:
+        out = [render(defense, label, cells[(defense, label)]) if (defense, label) in cells else "-"
+               for label in labels]
+        lines.append(f"| {defense} | " + " | ".join(out) + " |")
+    return lines
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], *, title: str = "",
                    checks: Sequence[dict[str, Any]] | None = None) -> str:
     """The pivoted table; a cell whose sanity check (in `checks`) failed carries FLAG and a footnote."""
-    defenses, labels, cells = pivot(rows)
     flagged = failed_checks(checks)
     lines = [f"### {title}", ""] if title else []
-    lines.append("| defense | " + " | ".join(labels) + " |")
-    lines.append("|---" * (len(labels) + 1) + "|")
-    for defense in defenses:
-        out = []
-        for label in labels:
-            row = cells.get((defense, label))
-            if row is None:
-                out.append("-")
-            else:
-                out.append(cell_text(row) + (f" {FLAG}" if (defense, label) in flagged else ""))
-        lines.append(f"| {defense} | " + " | ".join(out) + " |")
+    lines += pivot_lines(rows, lambda defense, label, row: cell_text(row)
+                         + (f" {FLAG}" if (defense, label) in flagged else ""))
     n = sorted({r["n"] for r in rows})
     lines += ["", f"Error rates (%), lower is better; n = {', '.join(map(str, n))} images; "
               "'(seen)' marks attacks the defense was trained on."]

@@ -19,7 +19,7 @@ from typing import Any
 import arnkit
 from arnkit.errors import ArnkitError
 from arnkit.evaluation import paper_numbers
-from arnkit.evaluation.tables import FLAG, cell_text, failed_checks, pivot
+from arnkit.evaluation.tables import FLAG, cell_text, failed_checks, pivot_lines
 from arnkit.io import atomic_path
 from arnkit.pipeline import report_html
 from arnkit.runs.scoring import budget_iterations
@@ -141,32 +141,23 @@ def _budget_line(r: dict[str, Any], default_eps: float | None) -> str:
 
 def _cells(g: Gathered, r: dict[str, Any]) -> list[str]:
     """The error table with the paper's value beside ours (gray box only) and failed checks flagged."""
-    rows = r["rows"]
-    defenses, labels, cells = pivot(rows)
     seen = {d.get("name"): d.get("seen") or [] for d in r.get("defenses") or [] if isinstance(d, dict)}
     flagged = failed_checks(r.get("sanity"))
     compare = r.get("threat_model") == "gray"
-    any_paper = False
-    lines = ["| defense | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    for defense in defenses:
-        out = []
-        for label in labels:
-            row = cells.get((defense, label))
-            if row is None:
-                out.append("-")
-                continue
-            text = cell_text(row)
-            paper = paper_numbers.paper_error(str(r.get("dataset")), defense, label, seen.get(defense, [])) \
-                if compare else None
-            if paper is not None:
-                any_paper = True
-                text += f" (paper {paper:g})"
-            if (defense, label) in flagged:
-                text += f" {FLAG}"
-            out.append(text)
-        lines.append(f"| {defense} | " + " | ".join(out) + " |")
+    papers: list[float] = []
+
+    def render(defense: str, label: str, row: dict[str, Any]) -> str:
+        text = cell_text(row)
+        paper = paper_numbers.paper_error(str(r.get("dataset")), defense, label, seen.get(defense, [])) \
+            if compare else None
+        if paper is not None:
+            papers.append(paper)
+            text += f" (paper {paper:g})"
+        return text + (f" {FLAG}" if (defense, label) in flagged else "")
+
+    lines = pivot_lines(r["rows"], render)
     lines += ["", "Error rates (%), lower is better; '(seen)': an attack the defense was trained on."]
-    if any_paper:
+    if papers:
         lines.append("'(paper x)': the paper's gray-box value for the same defense and column (its Tables 1-2 or "
                      "LISA table, on its own test set; `arnkit/evaluation/paper_numbers.py`).")
     for (defense, label), names in flagged.items():
