@@ -64,6 +64,7 @@ LAYERS: dict[str, int] = {
     "arnkit.evaluation.figures": 1,
     "arnkit.evaluation.sanity": 1,
     "arnkit.evaluation.convergence": 1,
+    "arnkit.evaluation.spread": 1,
     # 2 services: run context, target, adversarial sets, training-run template, Defense, gray-box scoring
     "arnkit.runs": 2,
     # 3 defenses: registry and recipes (defenses/arn/ holds ARN and its run)
