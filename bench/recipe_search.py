@@ -36,9 +36,9 @@ GRAY = {"mnist": "pgd_n,pgd_t,cw_n,ddn_n,aa_n,jsma_t,pgd_n@0.4,aa_n@0.4,sta_n,st
         "lisa": "ap1,ap2,ap3,ap4", "synthetic": "fgsm,pgd_n"}
 # The issue's leaked-defense worst case: AutoAttack, PGD_N-100 with 5 restarts, PGD_T-100.
 WHITE = "pgd_n,pgd_t,aa_n"
-# (name, recipe, train options on top of it). Levers are one change each on `default`; levers the issue
-# The residual U-Net generator and the multi-family leaks (ARNConfig.generator / adaptive_families, docs/defenses.md)
-# are levers here; EMA of the weights is not built yet.
+# (name, train options on top of `default`). Levers are one change each on `default`. The residual U-Net
+# generator, the multi-family leaks and the EMA of the weights (ARNConfig.generator / adaptive_families / ema,
+# docs/defenses.md) are levers here like the rest.
 LEVERS: list[tuple[str, dict[str, Any]]] = [
     ("width=default", {"width": "default"}),
     ("width=tiny", {"width": "tiny"}),
@@ -52,6 +52,7 @@ LEVERS: list[tuple[str, dict[str, Any]]] = [
     ("adaptive_steps=10", {"adaptive": True, "config_overrides": {"adaptive_steps": 10}}),
     ("adaptive_guide=0", {"adaptive": True, "config_overrides": {"adaptive_guide_weight": 0.0}}),
     ("generator=residual_unet", {"config_overrides": {"generator": "residual_unet"}}),
+    ("ema=0.999", {"config_overrides": {"ema": 0.999}}),
     ("families=linf+l2+flow", {"adaptive": True,
                                "config_overrides": {"adaptive_families": ("pgd_linf", "pgd_l2", "flow")}}),
     ("families=all", {"adaptive": True, "config_overrides": {

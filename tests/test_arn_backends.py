@@ -80,6 +80,8 @@ CONFIGS = {
     "paper+guide": (dict(objective="paper", guide_weight=1.0), True),
     # The official code's objective: BCE losses, natural images as a domain, the WGAN-GP penalty.
     "reference": (dict(objective="reference"), False),
+    # EMA of E's and G's weights (issue 29's lever): the averages are optimizer variables, checked like the rest.
+    "paper+ema": (dict(objective="paper", ema=0.9), False),
 }
 
 

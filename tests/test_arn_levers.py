@@ -1,5 +1,5 @@
-"""Two opt-in ARN levers of issue 29: the residual U-Net generator (`ARNConfig.generator`) and the multi-family
-adaptive step (`ARNConfig.adaptive_families`). Tiny preset, synthetic data, a random tiny target."""
+"""Opt-in ARN levers of issue 29: the residual U-Net generator (`ARNConfig.generator`), the multi-family
+adaptive step (`ARNConfig.adaptive_families`) and the EMA of the restorer's weights (`ARNConfig.ema`). Tiny preset, synthetic data, a random tiny target."""
 
 from __future__ import annotations
 
@@ -205,3 +205,46 @@ def test_train_takes_the_family_budgets_from_the_dataset(tmp_path):
     assert (config.adaptive_l2_eps, config.adaptive_flow_eps, config.adaptive_patch) == (
         budgets.SYNTHETIC.l2_eps, budgets.SYNTHETIC.flow_eps, budgets.SYNTHETIC.patch)
     assert budgets.derived(0.6, (28, 28, 1)).l2_eps == pytest.approx(2 * budgets.MNIST.l2_eps)  # scaled with eps
+
+
+# -------------------------------------------------------------------------------- EMA of the weights ---
+
+def test_ema_averages_the_restorer_and_the_export_carries_the_averages(pairs, tmp_path):
+    x_adv, x_nat = pairs
+    m = 0.75
+    arn = make_arn(ema=m)
+    raw = []
+    for _ in range(2):
+        arn.train_step({"adversarial": x_adv, "natural": x_nat})
+        raw.append({p: [np.array(v) for v in getattr(arn, p).trainable_variables]
+                    for p in ("encoder", "decoder", "attack_discriminator")})
+    # Keras's optimizer EMA: the first step copies the weights, then average = m * average + (1 - m) * weights.
+    checkpoint = arn.save_checkpoint(tmp_path / "checkpoint.npz")
+    assert arn.use_averaged_weights()
+    for player in ("encoder", "decoder"):
+        for now, first, second in zip(getattr(arn, player).trainable_variables, raw[0][player], raw[1][player],
+                                      strict=True):
+            np.testing.assert_allclose(np.array(now), m * first + (1 - m) * second, rtol=1e-5, atol=1e-7)
+    moved = sum(not np.allclose(a, b) for a, b in zip(raw[0]["decoder"], raw[1]["decoder"], strict=True))
+    assert moved > 0, "the second step moved no weight: the average would equal the raw weights"
+    # The discriminators are never deployed and are not averaged.
+    for now, last in zip(arn.attack_discriminator.trainable_variables, raw[1]["attack_discriminator"], strict=True):
+        np.testing.assert_array_equal(np.array(now), last)
+    x = x_adv[:4, 1].numpy()
+    path = save_defense(export_preprocessor(arn), tmp_path / "arn.keras")
+    np.testing.assert_allclose(np.asarray(load_defense(path)(x)), np.asarray(arn(x)), atol=1e-6)
+    # The checkpoint holds the raw weights and the averages: a resumed run averages on from where it stopped.
+    resumed = make_arn(ema=m, seed=3).restore_checkpoint(checkpoint)
+    for now, last in zip(resumed.decoder.trainable_variables, raw[1]["decoder"], strict=True):
+        np.testing.assert_array_equal(np.array(now), last)
+    assert resumed.use_averaged_weights()
+    np.testing.assert_allclose(np.asarray(resumed(x)), np.asarray(arn(x)), atol=1e-6)
+
+
+def test_ema_is_opt_in_and_checked():
+    assert "ema" not in ARNConfig().to_dict()  # run ids of runs without EMA are unchanged
+    assert ARNConfig(ema=0.999).to_dict()["ema"] == 0.999
+    assert not make_arn().use_averaged_weights()
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ArnkitError, match=r"ema must be in \[0, 1\)"):
+            ARNConfig(ema=bad)

@@ -106,6 +106,9 @@ class ARNConfig:
         budgets; `arnkit train` fills them from the dataset's budgets (arnkit/data/budgets.py).
     generator: "paper" (G(E(x)), Section 3) or, beyond the paper, "residual_unet": clip(x + G(E(x)), 0, 1) with
         U-Net skips from E's feature maps into G, as HGD's denoiser (networks.py).
+    ema: beyond the paper, opt-in: the momentum of an exponential moving average of E's and G's weights
+        (Keras's optimizer EMA, average = ema * average + (1 - ema) * weights after every step); the exported
+        restorer carries the averages. 0 (default) = off, the paper's raw final weights.
     seed: seeds the latent noise and the gradient-penalty interpolation.
     sync_batchnorm: synchronise BatchNorm statistics across replicas; None = only when the model is
         built under a multi-replica tf.distribute strategy.
@@ -140,6 +143,7 @@ class ARNConfig:
     adaptive_flow_eps: float = 0.0
     adaptive_patch: int = 0
     generator: str = "paper"
+    ema: float = 0.0
     seed: int = 0
     sync_batchnorm: bool | None = None
 
@@ -165,6 +169,8 @@ class ARNConfig:
                 f"ARN lr_schedule 'cosine' needs lr_decay_steps > 0, got {self.lr_decay_steps}; "
                 "pass the run's step count"
             )
+        if not 0.0 <= self.ema < 1.0:  # also rejects NaN
+            raise ArnkitError(f"ARN ema must be in [0, 1) (0 = off; 0.999 is typical), got {self.ema}")
         from arnkit.defenses.arn.networks import GENERATORS
 
         if self.generator not in GENERATORS:
@@ -261,6 +267,8 @@ class ARNConfig:
             out["adaptive_families"] = list(self.adaptive_families)
         if self.generator == "paper":
             del out["generator"]
+        if not self.ema:
+            del out["ema"]
         return out
 
     @classmethod

@@ -37,7 +37,7 @@ from arnkit import backend
 from arnkit.defenses.arn.config import ARNConfig
 from arnkit.defenses.arn.forward import Shapes, forward_losses, player_targets
 from arnkit.defenses.arn.networks import build_networks, restore
-from arnkit.defenses.arn.stepping import OPTIMIZERS, PLAYERS
+from arnkit.defenses.arn.stepping import AVERAGED_PLAYERS, OPTIMIZERS, PLAYERS
 from arnkit.errors import ArnkitError
 from arnkit.io import atomic_path
 
@@ -166,8 +166,11 @@ class ARN(keras.Model):
         with _strategy_scope(self):
             for (attr, optimizer), player in zip(given.items(), PLAYERS, strict=True):
                 if optimizer is None:
+                    # EMA (opt-in) on the deployed players only: the discriminators' averages would never be used.
+                    averaged = cfg.ema > 0 and player in AVERAGED_PLAYERS
                     optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(cfg),
-                                                      beta_1=cfg.beta_1, beta_2=cfg.beta_2, name=attr)
+                                                      beta_1=cfg.beta_1, beta_2=cfg.beta_2, name=attr,
+                                                      use_ema=averaged, ema_momentum=cfg.ema if averaged else 0.99)
                 optimizer.build(getattr(self, player).trainable_variables)
                 setattr(self, attr, optimizer)
 
@@ -177,6 +180,17 @@ class ARN(keras.Model):
         # Nothing here needs that build: the networks are built in __init__, the optimizers in compile,
         # and there is no compiled loss or metric.
         return
+
+    def use_averaged_weights(self) -> bool:
+        """Copy the EMA of E's and G's weights (config.ema > 0) into the networks, at the end of training, so
+        the exported restorer carries them; a no-op (False) when EMA is off. The optimizers keep averaging from
+        the copied values, so call this once, after the last checkpoint."""
+        if not self.arn_config.ema:
+            return False
+        for player, attr in zip(PLAYERS, OPTIMIZERS, strict=True):
+            if player in AVERAGED_PLAYERS:
+                getattr(self, attr).finalize_variable_values(getattr(self, player).trainable_variables)
+        return True
 
     @property
     def step(self) -> int:

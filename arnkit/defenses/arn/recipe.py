@@ -230,6 +230,7 @@ class ARNFitStep(FitStep):
             arn.save_checkpoint(folder.checkpoint)
             if self.on_checkpoint is not None:
                 self.on_checkpoint(step, arn)
+        arn.use_averaged_weights()  # after the last checkpoint, which keeps the raw weights to resume from
         return arn, start_step, history
 
     def _fit_stepped(self, ctx: RunContext, folder: RunFolder, pools: Pools) -> tuple[Any, int, dict[str, float]]:
@@ -259,6 +260,7 @@ class ARNFitStep(FitStep):
             arn.save_checkpoint(folder.checkpoint)
             if self.on_checkpoint is not None:
                 self.on_checkpoint(trainer.step, arn)
+        arn.use_averaged_weights()
         return arn, start_step, history
 
     def export(self, model: Any, path: Path, plan: RunPlan, ctx: RunContext) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 
 PLAYERS = ("encoder", "decoder", "attack_discriminator", "image_discriminator")
 OPTIMIZERS = ("e_optimizer", "g_optimizer", "da_optimizer", "di_optimizer")
+AVERAGED_PLAYERS = ("encoder", "decoder")  # the deployed restorer: what ARNConfig.ema averages
 
 
 class SteppedTrainer:
