@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -11,7 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Either made a later TF child run on JAX (CI, 2026-12). Children inherit both settings; a test that wants JAX or
 # torch sets KERAS_BACKEND itself.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="arnkit-tests-keras-home-"))
+if "KERAS_HOME" not in os.environ:  # the first process makes it (xdist workers inherit it) and removes it at exit
+    os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="arnkit-tests-keras-home-")
+    atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
 
 import numpy as np
 import pytest

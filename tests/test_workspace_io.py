@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -26,6 +27,17 @@ def test_artifacts_are_content_addressed(tmp_path):
     c = ws.artifact("targets", "mnist-lenet", {"seed": 1, "epochs": 4}, "keras")
     assert a == b and a != c and a.suffix == ".keras"
     assert spec_key({"x": 1}) != spec_key({"x": 2})
+
+
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    # A workspace shared by a group, or a report served from it, must be readable as a plain open() makes it.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_json_atomic(tmp_path / "r.json", {"a": 1})
+    with atomic_path(tmp_path / "m.keras") as tmp:
+        tmp.write_bytes(b"x")
+    for name in ("r.json", "m.keras"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask, name
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
