@@ -267,4 +267,7 @@ def test_each_column_states_the_budget_it_ran_with(built, tmp_path):
     assert budgets["pgd_n"]["steps"] == 40 and "batch_size" not in budgets["pgd_n"]
     text = Path(build_report(ws)["markdown"]).read_text()
     assert "pgd_n: eps 0.3, 40 iterations; pgd_n@0.2: eps 0.2, 40 iterations." in text
-    assert "fgsm: eps 0.3, default iterations" in text  # one step: FGSM has no iteration count to state
+    # One step: FGSM has no iteration count to state, and the line claims none.
+    assert re.search(r"fgsm: eps 0\.3[.;]", text) and "default iterations" not in text
+    evaluate("synthetic", "pgd_n", defenses="none", limit=8, split="val", workspace=ws, sanity_checks=False)
+    assert "n = 8 val images" in Path(build_report(ws)["markdown"]).read_text()  # a val run says so

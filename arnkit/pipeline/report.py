@@ -132,10 +132,12 @@ def _budget_line(r: dict[str, Any], default_eps: float | None) -> str:
         if not counts and budget_iterations(budget) is not None:
             counts = [budget_iterations(budget)]
         budget = f"eps {eps:g}" if isinstance(eps, int | float) else "default budget"
-        columns.append(f"{attack.get('label')}: {budget}, "
-                       + (f"{'/'.join(map(str, counts))} iterations" if counts else "default iterations"))
+        # An attack without an iteration count (FGSM is one step) gets no claim about one.
+        columns.append(f"{attack.get('label')}: {budget}"
+                       + (f", {'/'.join(map(str, counts))} iterations" if counts else ""))
     default = f"L-inf eps {default_eps:g}" if default_eps is not None else "the dataset's"
-    return (f"Threat model **{r.get('threat_model')}**; n = {r.get('n')} test images; default budget {default}; "
+    return (f"Threat model **{r.get('threat_model')}**; n = {r.get('n')} {r.get('split') or 'test'} images; "
+            f"default budget {default}; "
             + "; ".join(columns) + ".")
 
 
