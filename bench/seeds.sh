@@ -3,6 +3,7 @@
 # mean ± spread per column (bench/seed_spread.py).
 #   bash bench/seeds.sh mnist WS [SEEDS] [LIMIT]     # ARN_PP, ARN --adaptive, HGD_PP, AT_PGD; Tables 1-2's columns
 #   bash bench/seeds.sh lisa WS [SEEDS]              # ARN (seen AP1 + AP2), AT_PGD; AP1-AP4 on all 1,148 images
+#   ROWS=arn bash bench/seeds.sh ...                 # only some rows (mnist: arn,adaptive,hgd,at_pgd; lisa: arn,at_pgd)
 #   DRY_RUN=1 bash bench/seeds.sh ...                # print the commands, run nothing
 # SEEDS defaults to 0,1,2. Runs already trained are reused. NONE has no defense seed: one row. The spread
 # table goes to WS/seeds-<dataset>.md and .json. Hours on a 2-core CPU (MNIST: 4 recipes x 3 seeds).
@@ -17,23 +18,26 @@ run() {
   if [[ -n "${DRY_RUN:-}" ]]; then echo "arnkit $*"; return; fi
   /usr/bin/time -f "%e s wall, %M KB peak RSS" "$ARNKIT" "$@"
 }
+want() { [[ ",$ROWS," == *",$1,"* ]]; }
 L=(--dataset "$DATASET" --workspace "$WS")
 case $DATASET in
   mnist)
     LIMIT=${4:-1000}
     ATTACKS=pgd_n,pgd_t,cw_n,ddn_n,aa_n,jsma_t,pgd_n@0.4,aa_n@0.4,sta_n,sta_t,fwa_n,fwa_n@0.4
+    ROWS=${ROWS:-arn,adaptive,hgd,at_pgd}
     for seed in ${SEEDS//,/ }; do
-      run train "${L[@]}" --seed "$seed" --eval-limit 16 --json
-      run train "${L[@]}" --seed "$seed" --adaptive --eval-limit 16 --json
-      run train "${L[@]}" --seed "$seed" --defense hgd --seen pgd_n,pgd_t --eval-limit 16 --json
-      run train "${L[@]}" --seed "$seed" --defense at_pgd --eval-limit 16 --json
+      want arn && run train "${L[@]}" --seed "$seed" --eval-limit 16 --json
+      want adaptive && run train "${L[@]}" --seed "$seed" --adaptive --eval-limit 16 --json
+      want hgd && run train "${L[@]}" --seed "$seed" --defense hgd --seen pgd_n,pgd_t --eval-limit 16 --json
+      want at_pgd && run train "${L[@]}" --seed "$seed" --defense at_pgd --eval-limit 16 --json
     done ;;
   lisa)
     LIMIT=0
     ATTACKS=ap1,ap2,ap3,ap4
+    ROWS=${ROWS:-arn,at_pgd}
     for seed in ${SEEDS//,/ }; do
-      run train "${L[@]}" --seed "$seed" --seen ap1,ap2 --eval-limit 16 --json
-      run train "${L[@]}" --seed "$seed" --defense at_pgd --eval-limit 16 --json
+      want arn && run train "${L[@]}" --seed "$seed" --seen ap1,ap2 --eval-limit 16 --json
+      want at_pgd && run train "${L[@]}" --seed "$seed" --defense at_pgd --eval-limit 16 --json
     done ;;
   *) echo "bench/seeds.sh: unknown dataset $DATASET; use mnist or lisa" >&2; exit 2 ;;
 esac
