@@ -59,13 +59,13 @@ def train(
                                                                     "KERAS_BACKEND=jax: dataparallel.")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the run's checkpoint.")] = True,
     learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="arn: Adam step for all four players "
-                                                         "(default: 1e-3 on MNIST's short CPU schedule; the "
-                                                         "paper's is 1e-4); apeg, hgd: theirs.")] = None,
+                                                         "(default: 1e-3 on MNIST's and LISA's short CPU "
+                                                         "schedules; the paper's is 1e-4); apeg, hgd: theirs.")] = None,
     lr_schedule: Annotated[str | None, typer.Option(
         "--lr-schedule", help="arn: constant or cosine (decays to 0 over --steps); default: constant.")] = None,
     guide_weight: Annotated[float | None, typer.Option(
         "--guide-weight", help="arn, beyond the paper: weight of HGD's logit-guided loss on the target's logits, "
-                               "added to L_E and L_G (default: 5 on MNIST, else 0; 0 = the paper).")] = None,
+                               "added to L_E and L_G (default: 5 on MNIST and LISA, else 0; 0 = the paper).")] = None,
     adaptive: Annotated[bool, typer.Option(
         "--adaptive", help="arn, beyond the paper: leak the defense to white-box PGD while it trains (part of each "
                            "batch crafted through the current pre-processor + target), for white-box "
