@@ -25,6 +25,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,43 @@ def write(out: Path, stem: str, results: dict[str, Any]) -> None:
     write_bytes_atomic(out / f"{stem}.csv", buffer.getvalue().encode())
 
 
+def published_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The named recipes' rows of a search (candidates `recipe:NAME`), each the mean over its seeds: gray error per
+    column, the white-box worst case when scored, ARN's training minutes. Levers are not recipes: not published."""
+    grouped: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in results["rows"]:
+        if row["candidate"].startswith("recipe:"):
+            grouped[(row["recipe"], row.get("dataset") or results.get("dataset", ""), row["split"])].append(row)
+    out = []
+    for (recipe, dataset, split), rows in grouped.items():
+        columns = {label: round(sum(r["gray"][label] for r in rows) / len(rows), 2) for label in rows[0]["gray"]}
+        whites = [r["white_worst_case"] for r in rows if r.get("white_worst_case") is not None]
+        if len(whites) == len(rows):
+            columns["white_worst_case"] = round(sum(whites) / len(whites), 2)
+        columns["train_minutes"] = round(sum(r["train_minutes"] for r in rows) / len(rows), 1)
+        last = rows[-1]
+        out.append({"recipe": recipe, "dataset": dataset, "split": split, "columns": columns,
+                    "command": last["command"], "machine": f"{last['cpu']} (avx512f: {'yes' if last['avx512f'] else 'no'})",
+                    "date": last["date"], "seeds": len(rows)})
+    return out
+
+
+def publish(results: dict[str, Any], target: Path) -> list[dict[str, Any]]:
+    """Write the search's recipe rows into the measurements file `target` (arn_recipes.MEASUREMENTS), replacing
+    the rows of the same (recipe, dataset, split); returns what was written."""
+    from arnkit.io import write_json_atomic
+
+    new = published_rows(results)
+    if not new:
+        raise SystemExit("no recipe:NAME candidate in these results; run the search with --only recipe:default,...")
+    replaced = {(r["recipe"], r["dataset"], r["split"]) for r in new}
+    kept = json.loads(target.read_text())["rows"] if target.exists() else []
+    kept = [r for r in kept if (r["recipe"], r["dataset"], r["split"]) not in replaced]
+    rows = sorted(kept + new, key=lambda r: (r["recipe"], r["dataset"], r["split"]))
+    write_json_atomic(target, {"rows": rows})
+    return new
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workspace", required=True)
@@ -178,6 +216,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true",
                         help="synthetic data, 2 tiny steps, 16 images, few candidates: checks the harness only")
     parser.add_argument("--list", action="store_true", help="print the candidates and exit")
+    parser.add_argument("--publish", action="store_true",
+                        help="write the finished recipe:NAME rows (mean over seeds) into "
+                             "arnkit/defenses/recipe_measurements.json, where `arnkit defenses` lists them")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -204,6 +245,12 @@ def main(argv: list[str]) -> None:
     stem = f"{args.dataset}-{args.split}"
     path = out / f"{stem}.json"
     results = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    if args.publish:
+        from arnkit.defenses.arn_recipes import MEASUREMENTS
+
+        for row in publish({**results, "dataset": args.dataset}, MEASUREMENTS):
+            print(json.dumps(row), flush=True)
+        return
     done = {(row["candidate"], row["seed"]) for row in results["rows"]}
     wanted = {n.strip() for n in args.only.split(",") if n.strip()}
     known = [name for name, _, _ in candidates(args.smoke and not wanted)]  # --only picks among every lever
@@ -215,7 +262,7 @@ def main(argv: list[str]) -> None:
             if (wanted and name not in wanted) or (name, seed) in done:
                 continue
             row = spawn(args, name, seed, out)
-            row.update(host, date=time.strftime("%Y-%m-%d"), command=" ".join(["python bench/recipe_search.py", *argv]),
+            row.update(host, dataset=args.dataset, date=time.strftime("%Y-%m-%d"), command=" ".join(["python bench/recipe_search.py", *argv]),
                        split=args.split, limit=args.limit)
             results["rows"].append(row)
             write(out, stem, results)

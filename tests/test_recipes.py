@@ -185,3 +185,47 @@ def test_search_covers_every_recipe_and_the_frontier_keeps_the_undominated():
     rows = [{"candidate": "a", "gray_worst_value": 1.0, "white_worst_case": 4.0, "train_minutes": 2.0},
             {"candidate": "a", "gray_worst_value": 3.0, "white_worst_case": None, "train_minutes": 4.0}]
     assert plot.means(rows)["a"] == {"gray": 2.0, "white": None, "minutes": 3.0, "seeds": 2}
+
+
+def test_published_rows_are_the_seed_means_and_arnkit_defenses_lists_them(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from arnkit_cli.main import app
+
+    search = _bench("recipe_search")
+    # made-up search rows (not measurements): two seeds of recipe:paper, one lever (never published)
+    common = {"split": "val", "dataset": "lisa", "cpu": "Some CPU", "avx512f": False, "date": "2026-12-07",
+              "command": "python bench/recipe_search.py --dataset lisa", "white_worst_case": None}
+    results = {"rows": [
+        {**common, "candidate": "recipe:paper", "recipe": "paper", "seed": 0, "train_minutes": 10.0,
+         "gray": {"clean": 2.0, "ap1": 10.0}},
+        {**common, "candidate": "recipe:paper", "recipe": "paper", "seed": 1, "train_minutes": 12.0,
+         "gray": {"clean": 4.0, "ap1": 20.0}},
+        {**common, "candidate": "default+cosine", "recipe": "default", "seed": 0, "train_minutes": 9.0,
+         "gray": {"clean": 1.0, "ap1": 1.0}}]}
+    target = tmp_path / "recipe_measurements.json"
+    target.write_text(json.dumps({"rows": [{"recipe": "default", "dataset": "mnist", "split": "val", "seeds": 1,
+                                            "columns": {"clean": 1.0}, "command": "c", "machine": "m",
+                                            "date": "2026-12-01"}]}))
+    (row,) = search.publish(results, target)
+    assert row["columns"] == {"clean": 3.0, "ap1": 15.0, "train_minutes": 11.0} and row["seeds"] == 2
+    assert row["machine"] == "Some CPU (avx512f: no)" and row["recipe"] == "paper"
+    stored = json.loads(target.read_text())["rows"]
+    assert [(r["recipe"], r["dataset"]) for r in stored] == [("default", "mnist"), ("paper", "lisa")]  # kept + new
+
+    monkeypatch.setattr(arn_recipes, "MEASUREMENTS", target)
+    arn_recipes.measurements.cache_clear()
+    try:
+        assert arn_recipes.get("paper").measured[0].columns["ap1"] == 15.0
+        result = CliRunner().invoke(app, ["defenses", "--json"])
+        assert result.exit_code == 0, result.output
+        arn = next(row for row in json.loads(result.stdout) if row["key"] == "arn")
+        (listed,) = next(r for r in arn["recipes"] if r["name"] == "paper")["measured"]
+        assert listed["columns"]["ap1"] == 15.0 and listed["date"] == "2026-12-07" and listed["split"] == "val"
+        assert CliRunner().invoke(app, ["defenses"]).exit_code == 0  # the table renders the measured row
+        target.write_text("{not json")
+        arn_recipes.measurements.cache_clear()
+        with pytest.raises(ArnkitError, match="recipe_measurements.json is damaged"):
+            _ = arn_recipes.get("paper").measured
+    finally:
+        arn_recipes.measurements.cache_clear()

@@ -2,7 +2,8 @@
 
 A recipe is a row: a name, one line of description, `arnkit train` options (steps, width, objective, learning
 rate, schedule, guidance, adaptive, batch size), `ARNConfig` overrides (the adaptive share and PGD steps, ...),
-the parts that need one Keras backend, and the rows `bench/recipe_search.py` measured (empty until measured).
+the parts that need one Keras backend. The rows `bench/recipe_search.py --publish` measured for each recipe live
+beside this file as data (`recipe_measurements.json`), read on first use.
 
     chosen = arn_recipes.resolve("paper", {"steps": 40})   # the row, the merged options, what the flags changed
     arn_recipes.resolve(None, {})                           # DEFAULT_RECIPE
@@ -17,7 +18,10 @@ This module imports nothing heavy: the CLI checks a recipe name with it before t
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from arnkit.errors import ArnkitError
@@ -32,6 +36,8 @@ UNKEYED_RECIPE = "default"
 # The `arnkit train` options a recipe may set (None or absent = the dataset's preset).
 TRAIN_OPTIONS = ("steps", "width", "objective", "batch_size", "learning_rate", "lr_schedule", "guide_weight",
                  "adaptive")
+# The rows `bench/recipe_search.py --publish` measured, per recipe: data written by the bench, never by hand.
+MEASUREMENTS = Path(__file__).with_name("recipe_measurements.json")
 # The part that needs TensorFlow whenever a recipe trains adaptively: jax_training / torch_training step the
 # four-player game only (no white-box PGD through the defense inside the step).
 ADAPTIVE_PART = "adaptive training (white-box PGD through the defense while it trains)"
@@ -57,7 +63,11 @@ class ARNRecipe:
     train: dict[str, Any] = field(default_factory=dict)  # TRAIN_OPTIONS it pins
     config: dict[str, Any] = field(default_factory=dict)  # ARNConfig overrides (adaptive_share, ...)
     needs: tuple[tuple[str, str], ...] = ()  # (part, the one backend it trains on)
-    measured: tuple[Measured, ...] = ()
+
+    @property
+    def measured(self) -> tuple[Measured, ...]:
+        """The rows bench/recipe_search.py published for this recipe (MEASUREMENTS), oldest first."""
+        return measurements().get(self.name, ())
 
     def settings(self) -> dict[str, Any]:
         """What the recipe pins, as plain data (for `arnkit defenses` and the record)."""
@@ -129,3 +139,19 @@ def describe() -> list[dict[str, Any]]:
     return [{"name": r.name, "description": r.description, "settings": r.settings(), "default": r.name == DEFAULT_RECIPE,
              "needs": {part: backend for part, backend in r.needs},
              "measured": [vars(m) for m in r.measured]} for r in RECIPES.values()]
+
+
+@functools.cache
+def measurements() -> dict[str, tuple[Measured, ...]]:
+    """{recipe: its measured rows} from MEASUREMENTS (absent: none yet); a damaged file is one line."""
+    try:
+        rows = json.loads(MEASUREMENTS.read_text())["rows"]
+        out: dict[str, list[Measured]] = {}
+        for row in rows:
+            out.setdefault(str(row["recipe"]), []).append(Measured(**{k: v for k, v in row.items() if k != "recipe"}))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArnkitError(f"{MEASUREMENTS} is damaged ({type(exc).__name__}: {exc}); restore it from the "
+                          "arnkit release or git, or republish it with bench/recipe_search.py --publish") from None
+    return {name: tuple(found) for name, found in out.items()}
