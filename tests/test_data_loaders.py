@@ -453,10 +453,14 @@ def _check_tiny_lisa(data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]
     return out
 
 
-def test_lisa_import_folder_zip_and_tar_all_work_and_reuse(tmp_path):
+def test_lisa_import_folder_zip_and_tar_all_work_and_reuse(tmp_path, capfd):
     lisa = _doa16(tmp_path / "src")
     data_dir = tmp_path / "data"
+    capfd.readouterr()
     first = import_lisa(tmp_path / "src", data_dir, expected_counts=TINY_LISA)  # the folder holding LISA/
+    # TFDS's "Downloading and preparing ... to <staging>" and its progress bars stay out of an offline import.
+    out, err = capfd.readouterr()
+    assert "Downloading" not in out + err and "Generating" not in err and "Shuffling" not in err, out + err
     assert first["reused"] is False and first["counts"] == TINY_LISA and first["classes"] == 16
     assert first["path"] == str(data_dir / "arnkit_lisa" / "1.0.0") and first["dataset"] == "lisa"
     assert _leftovers(data_dir) == ["arnkit_lisa"] and LisaSource().availability(data_dir) is None

@@ -222,6 +222,17 @@ def import_cifar10(
 def _store_with_tfds(splits: dict[str, tuple[np.ndarray, np.ndarray]], staging: Path) -> Path:
     import tensorflow_datasets as tfds
 
+    from arnkit.data.tfds_local import quiet_tfds_build
+
+    with quiet_tfds_build():
+        _store(tfds, splits, staging)
+    built = prepared_dir(staging, CIFAR10_IMPORTED_NAME)
+    if built is None:
+        raise ArnkitError(f"TFDS did not produce {CIFAR10_IMPORTED_NAME} in {staging}; retry the import")
+    return built
+
+
+def _store(tfds, splits: dict[str, tuple[np.ndarray, np.ndarray]], staging: Path) -> None:
     features = tfds.features.FeaturesDict({
         "image": tfds.features.Image(shape=(32, 32, 3)),
         "label": tfds.features.ClassLabel(names=list(CIFAR10_CLASS_NAMES)),
@@ -237,10 +248,6 @@ def _store_with_tfds(splits: dict[str, tuple[np.ndarray, np.ndarray]], staging: 
         download_config=tfds.download.DownloadConfig(try_download_gcs=False),
         disable_shuffling=True,
     )
-    built = prepared_dir(staging, CIFAR10_IMPORTED_NAME)
-    if built is None:
-        raise ArnkitError(f"TFDS did not produce {CIFAR10_IMPORTED_NAME} in {staging}; retry the import")
-    return built
 
 
 def _check_readable(builder_dir: Path, counts: dict[str, int]) -> None:

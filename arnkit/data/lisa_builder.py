@@ -12,12 +12,10 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
 import re
-import sys
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -40,7 +38,7 @@ from arnkit.data.lisa_files import (
     find_lisa_files,
     missing_message,
 )
-from arnkit.data.tfds_local import first_line, manual_dir, prepared_dir
+from arnkit.data.tfds_local import first_line, manual_dir, prepared_dir, quiet_tfds_build
 from arnkit.errors import ArnkitError
 
 IMAGE_SIZE = 32
@@ -326,7 +324,7 @@ def build_lisa(
     builder.lisa_files = files
     config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual), try_download_gcs=False)
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # TFDS prints its notices to stdout; keep it for --json
+        with quiet_tfds_build():  # its "Downloading ... to <staging>" notices would mislead an offline import
             builder.download_and_prepare(download_config=config)
     except Exception as exc:
         _remove_if_empty(data_dir / BUILDER_NAME)  # TFDS drops its incomplete.* folder but not the parent

@@ -7,7 +7,10 @@ features and splits from the folder's own `dataset_info.json` and never download
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +85,19 @@ def read_sources(builder_dir: Path, split: str) -> list[str]:
             "prepare it again"
         ) from None
     return [s.decode("utf-8", "replace") if isinstance(s, bytes) else str(s) for s in sources]
+
+
+@contextlib.contextmanager
+def quiet_tfds_build() -> Iterator[None]:
+    """Run a TFDS build without its notices ("Downloading and preparing dataset ... to <staging folder>", then
+    "... downloaded and prepared ...") and progress bars: arnkit imports local files offline and prints its own
+    one line. Errors still surface as the exceptions the build raises; the bars' setting is restored after."""
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    was_active = tqdm_utils._active  # TFDS has a setter for it, no getter
+    tqdm_utils.display_progress_bar(False)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        tqdm_utils.display_progress_bar(was_active)
