@@ -115,16 +115,46 @@ def test_bad_sticker_settings_are_refused_in_one_line():
 def test_like_for_like_script_lists_every_affected_row():
     script = ROOT / "bench" / "like_for_like.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
-    plan = subprocess.run(["bash", str(script), "MNIST_WS", "LISA_WS"], cwd=ROOT,
-                          env={"DRY_RUN": "1", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                          check=True).stdout.splitlines()
-    assert all(line.startswith("arnkit ") for line in plan)  # a dry run runs nothing
+
+    def plan(**env: str) -> list[str]:
+        return subprocess.run(["bash", str(script), "MNIST_WS", "LISA_WS"], cwd=ROOT,
+                              env={"DRY_RUN": "1", "PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True,
+                              check=True).stdout.splitlines()
+
+    lines = plan()
+    assert all(line.startswith("arnkit ") for line in lines)  # a dry run runs nothing
     assert any("evaluate --dataset mnist" in line and "--defense all" in line
-               and "--attack fwa_n,fwa_n@0.4,fwa_n@0.5" in line for line in plan)
-    # NONE comes with every evaluation; the paper's other five LISA rows are trained
-    for row in ("--seen ap1,ap2", "--defense at_pgd", "--defense apeg --seen ap1,ap2", "--defense doa --roa 9x5",
-                "--defense doa --roa 7x7"):
-        assert any(line.startswith(f"arnkit train --dataset lisa {row} ") for line in plan), row
-    lisa_evals = [line for line in plan if line.startswith("arnkit evaluate --dataset lisa")]
-    assert len(lisa_evals) == 2 and all("--defense all --attack ap1,ap2,ap3,ap4 --limit 0" in e for e in lisa_evals)
-    assert lisa_evals[1].endswith("--iterations 1000")
+               and "--attack fwa_n,fwa_n@0.4,fwa_n@0.5" in line for line in lines)
+    # NONE comes with every evaluation; the paper's other five LISA rows are trained, and ARN's paper recipe
+    # beside its default one, so LISA's recipe is chosen on val
+    lisa = "arnkit train --dataset lisa --workspace LISA_WS "
+    for row in ("--seen ap1,ap2 ", "--seen ap1,ap2 --recipe paper ", "--defense at_pgd ",
+                "--defense apeg --seen ap1,ap2 ", "--defense doa --roa 9x5 ", "--defense doa --roa 7x7 "):
+        assert any(line.startswith(lisa + row) for line in lines), row
+    # no training command scores more than 16 test images: the test split is scored once, at the end
+    assert all("--eval-limit 16" in line for line in lines if line.startswith("arnkit train"))
+    evals = [line for line in lines if line.startswith("arnkit evaluate --dataset lisa")]
+    assert [e.split("--split ")[1].split()[0] for e in evals] == ["val", "test"]
+    assert all("--defense all --attack ap1,ap2,ap3,ap4" in e and "--limit 0" in e for e in evals)
+    longer = [line for line in plan(LONG="1") if line.startswith("arnkit evaluate --dataset lisa")]
+    assert len(longer) == 3 and "--split test" in longer[2] and "--iterations 1000" in longer[2]
+    assert not any("lisa" in line for line in plan(PART="mnist"))
+    assert not any("mnist" in line for line in plan(PART="lisa"))
+
+
+def test_lisa_doa_fine_tunes_as_doas_own_code():
+    """phattacks sign/experiment/sticker_retrain.py: Adam lr .01 (its StepLR of 100 epochs never fires in 5),
+    5 epochs, batch 256, ROA 30 steps of .01, stride 2, 5 candidate windows. MNIST keeps its CPU schedule."""
+    from arnkit import presets
+    from arnkit.runs.target import optimizer_for
+
+    doa = presets.get("lisa").doa
+    assert (doa.recipe.optimizer, doa.recipe.learning_rate, doa.recipe.epochs, doa.recipe.batch_size,
+            doa.recipe.schedule) == ("adam", 0.01, 5, 256, "constant")
+    assert (doa.attack_steps, doa.step_size, doa.stride, doa.candidates) == (30, 0.01, 2, 5)
+    optimizer = optimizer_for(doa.recipe, total_steps=100)
+    assert float(optimizer.learning_rate) == pytest.approx(0.01)  # constant: no schedule object
+    mnist = presets.get("mnist").doa.recipe
+    assert "schedule" not in mnist.to_dict() and doa.recipe.to_dict()["schedule"] == "constant"
+    with pytest.raises(ArnkitError, match="unknown schedule 'cosin'"):
+        presets.TargetRecipe(epochs=1, schedule="cosin")

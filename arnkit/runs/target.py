@@ -141,11 +141,15 @@ def optimizer_for(recipe: TargetRecipe, total_steps: int) -> Any:
     """The recipe's optimizer and schedule over `total_steps` (targets and the classifier defenses share it)."""
     import keras
 
-    if recipe.optimizer == "sgd":
+    if recipe.schedule == "constant":
+        schedule = recipe.learning_rate
+    elif recipe.optimizer == "sgd":
         schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
             [max(1, total_steps // 2)], [recipe.learning_rate, recipe.learning_rate * 0.1])
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, decay_steps=total_steps, alpha=0.05)
+    if recipe.optimizer == "sgd":
         return keras.optimizers.SGD(schedule, momentum=recipe.momentum)
-    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, decay_steps=total_steps, alpha=0.05)
     return keras.optimizers.Adam(schedule)
 
 
