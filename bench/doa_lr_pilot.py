@@ -42,7 +42,7 @@ def main(argv: list[str]) -> None:
     for lr in (float(v) for v in args.lrs.split(",")):
         if any(r["learning_rate"] == lr and r["roa"] == args.roa and r["epochs"] == args.epochs for r in rows):
             continue
-        recipe = replace(lisa.doa.recipe, learning_rate=lr, epochs=args.epochs)
+        recipe = replace(presets.DOA_OWN_LISA, learning_rate=lr, epochs=args.epochs)
         presets.PRESETS["lisa"] = replace(lisa, doa=replace(lisa.doa, recipe=recipe))
         started = time.perf_counter()
         record = registry.get("doa").train("lisa", workspace=args.workspace, roa=args.roa, eval_limit=16,
