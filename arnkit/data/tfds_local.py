@@ -94,7 +94,7 @@ def quiet_tfds_build() -> Iterator[None]:
     one line. Errors still surface as the exceptions the build raises; the bars' setting is restored after."""
     from tensorflow_datasets.core.utils import tqdm_utils
 
-    was_active = tqdm_utils._active  # TFDS has a setter for it, no getter
+    was_active = getattr(tqdm_utils, "_active", True)  # TFDS has a setter for it, no getter
     tqdm_utils.display_progress_bar(False)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
