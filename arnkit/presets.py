@@ -135,8 +135,8 @@ _AT_COLOUR = AdversarialTrainingPreset(TargetRecipe(epochs=10, optimizer="sgd", 
                                                     momentum=0.9), 8 / 255, 10, 2 / 255)
 _LARGE_WEIGHTS = (100.0, 10.0, 100.0)  # CIFAR-10 and LISA
 # DOA's own LISA fine-tuning (phattacks sign/experiment/sticker_retrain.py): Adam .01, constant over 5 epochs,
-# batch 256. Measured on the val tracks (bench/doa_lr_pilot.py, docs/results-lisa.md) it wrecks our LISA-CNN, as
-# does lr 1e-3, so LISA keeps the CPU default below; this row is what the pilot starts from.
+# batch 256. Measured on the val tracks (bench/doa_lr_pilot.py, docs/results-lisa.md) it wrecks our LISA-CNN, as do
+# lr 1e-3 and 1e-4, so LISA keeps the CPU default below; this row is what the pilot starts from.
 DOA_OWN_LISA = TargetRecipe(epochs=5, learning_rate=0.01, batch_size=256, schedule="constant")
 
 PRESETS: dict[str, DatasetPreset] = {
