@@ -225,7 +225,9 @@ def test_published_rows_are_the_seed_means_and_arnkit_defenses_lists_them(tmp_pa
         assert CliRunner().invoke(app, ["defenses"]).exit_code == 0  # the table renders the measured row
         target.write_text("{not json")
         arn_recipes.measurements.cache_clear()
-        with pytest.raises(ArnkitError, match="recipe_measurements.json is damaged"):
+        with pytest.raises(ArnkitError, match="recipe_measurements.json is damaged") as damaged:
             _ = arn_recipes.get("paper").measured
+        assert ("restore it from the arnkit release or git, or republish it with bench/recipe_search.py --publish"
+                in str(damaged.value))
     finally:
         arn_recipes.measurements.cache_clear()

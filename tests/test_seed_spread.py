@@ -46,8 +46,9 @@ def test_a_repeated_seed_or_a_missing_column_is_refused():
     with pytest.raises(ArnkitError, match="seed 0 twice"):
         spread.spread_rows(_rows(), {"arn": ("ARN", 0), "arn@b": ("ARN", 0)})
     rows = [r for r in _rows() if not (r["defense"] == "arn@c" and r["label"] == "pgd_n")]
-    with pytest.raises(ArnkitError, match="pgd_n is missing for arn@c"):
+    with pytest.raises(ArnkitError, match="pgd_n is missing for arn@c") as missing:
         spread.spread_rows(rows, {"arn": ("ARN", 0), "arn@b": ("ARN", 1), "arn@c": ("ARN", 2)})
+    assert "score every seed on the same attacks" in str(missing.value)
 
 
 def _bench():
