@@ -30,7 +30,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args(argv)
 
-    from arnkit import presets, runtime
+    from recipe_search import machine  # lscpu's model, avx512f, arnkit's runtime (run as python bench/...)
+
+    from arnkit import presets
     from arnkit.defenses import registry
     from arnkit.io import write_json_atomic
     from arnkit.pipeline.evaluate import evaluate
@@ -53,7 +55,7 @@ def main(argv: list[str]) -> None:
         errors = {r["label"]: r["error"] for r in result["rows"] if r["defense"] != "none"}
         rows.append({"learning_rate": lr, "roa": args.roa, "epochs": args.epochs, "batch_size": recipe.batch_size,
                      "schedule": recipe.schedule, "val": errors, "train_minutes": round(minutes, 1),
-                     "defense_path": record["defense_path"], "machine": runtime.describe(),
+                     "defense_path": record["defense_path"], "machine": machine(),
                      "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python bench/doa_lr_pilot.py", *argv])})
         write_json_atomic(out, {"rows": rows})
         print(json.dumps(rows[-1]), flush=True)
