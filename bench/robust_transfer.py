@@ -4,7 +4,8 @@ defense). `arnkit evaluate` attacks a robust classifier directly instead, which 
 
     python bench/robust_transfer.py WORKSPACE [DEFENSE.keras ...]
 
-With no paths it takes every classifier-kind defense in WORKSPACE/defenses. Only test-split sets of the
+With no paths it takes every classifier-kind defense in WORKSPACE/defenses (one run per recipe; with several
+seeds use `bench/seed_spread.py RESULTS.json --robust-on-target`, which scores each on the evaluation's sets). Only test-split sets of the
 workspace's target are used; nothing is crafted, so it runs in seconds after `arnkit evaluate` filled the cache.
 """
 
@@ -43,6 +44,10 @@ def crafted_on_target(workspace: str | Path, paths: list[str] | None = None) -> 
     targets = sorted((ws / "targets").glob("*.keras"))
     target_fp = json.loads(targets[0].with_suffix(".json").read_text())["fingerprint"]
     defenses = [(Path(p).parent.name.split("-")[1], registry.load_file(p)[0]) for p in (paths or classifier_paths(ws))]
+    names = [name for name, _ in defenses]
+    if len(set(names)) != len(names):  # one row per recipe here: several seeds would silently become one
+        raise SystemExit("robust_transfer: several runs of one recipe (seeds?); use `bench/seed_spread.py "
+                         "RESULTS.json --robust-on-target`, which keeps every seed and gives the spread")
     found: dict[tuple[str, str], tuple[float, int]] = {}
     for path in sorted((ws / "adversarial").glob("*-test-*.h5")):
         adv = adversarial_store.load(path)

@@ -4,11 +4,14 @@
 #   bash bench/seeds.sh mnist WS [SEEDS] [LIMIT]     # ARN_PP, ARN --adaptive, HGD_PP, AT_PGD; Tables 1-2's columns
 #   bash bench/seeds.sh lisa WS [SEEDS]              # ARN (seen AP1 + AP2), AT_PGD; AP1-AP4 on all 1,148 images
 #   ROWS=arn bash bench/seeds.sh ...                 # only some rows (mnist: arn,adaptive,hgd,at_pgd; lisa: arn,at_pgd)
+#   ROWS=- DEFENSES=none,A.keras,B.keras bash ...    # train nothing; score these defenses (default: all)
 #   DRY_RUN=1 bash bench/seeds.sh ...                # print the commands, run nothing
 # SEEDS defaults to 0,1,2. Runs already trained are reused. NONE has no defense seed: one row. The spread
-# table goes to WS/seeds-<dataset>.md and .json. Hours on a 2-core CPU (MNIST: 4 recipes x 3 seeds).
+# table goes to WS/seeds-<dataset>.md and .json, with the robust classifiers (AT_PGD, DOA) also "on L": scored
+# on the gray-box sets crafted against the original target, the paper's reading (seed_spread --robust-on-target). Hours on a 2-core CPU (MNIST: 4 recipes x 3 seeds).
 set -euo pipefail
 DATASET=${1:?mnist or lisa}
+DEFENSES=${DEFENSES:-all}
 WS=${2:?workspace}
 SEEDS=${3:-0,1,2}
 ARNKIT=${ARNKIT:-.venv/bin/arnkit}
@@ -42,11 +45,11 @@ case $DATASET in
   *) echo "bench/seeds.sh: unknown dataset $DATASET; use mnist or lisa" >&2; exit 2 ;;
 esac
 if [[ -n "${DRY_RUN:-}" ]]; then
-  run evaluate "${L[@]}" --defense all --attack "$ATTACKS" --split test --limit "$LIMIT" --json
-  echo "python bench/seed_spread.py WS/evaluations/<that run>/results.json --out $WS/seeds-$DATASET.md"
+  run evaluate "${L[@]}" --defense "$DEFENSES" --attack "$ATTACKS" --split test --limit "$LIMIT" --json
+  echo "python bench/seed_spread.py WS/evaluations/<that run>/results.json --robust-on-target --out $WS/seeds-$DATASET.md"
   exit 0
 fi
-RESULT=$(run evaluate "${L[@]}" --defense all --attack "$ATTACKS" --split test --limit "$LIMIT" --json)
+RESULT=$(run evaluate "${L[@]}" --defense "$DEFENSES" --attack "$ATTACKS" --split test --limit "$LIMIT" --json)
 JSON=$("$PYTHON" -c 'import json,sys; print(json.loads(sys.stdin.read())["files"]["json"])' <<<"$RESULT")
-"$PYTHON" bench/seed_spread.py "$JSON" --out "$WS/seeds-$DATASET.md" --json "$WS/seeds-$DATASET.json"
+"$PYTHON" bench/seed_spread.py "$JSON" --robust-on-target --out "$WS/seeds-$DATASET.md" --json "$WS/seeds-$DATASET.json"
 cat "$WS/seeds-$DATASET.md"

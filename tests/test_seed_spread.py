@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from arnkit.errors import ArnkitError
@@ -87,3 +88,44 @@ def test_bench_groups_runs_that_differ_only_by_seed(tmp_path):
     assert "| arn_pgd_n [paper] | 9.00 | 9.00 (seen) |" in text
     saved = json.loads(as_json.read_text())["rows"]
     assert {r["defense"] for r in saved} == {"none", "arn_pgd_n", "arn_pgd_n [paper]"}
+
+
+def test_robust_classifiers_on_the_evaluations_sets_keep_one_row_per_seed():
+    """`--robust-on-target`: each classifier is scored on every column's set and on the clean images of the
+    same indices, with the evaluation's worst case (wrong clean or under any column); two seeds of one recipe
+    stay two rows (the old robust_transfer keyed them by recipe and kept one)."""
+    bench = _bench()
+    labels = np.array([0, 1, 2, 3])
+    clean = np.zeros((4, 2, 2, 1), np.float32)
+    adv = np.ones((4, 2, 2, 1), np.float32)
+    sets = {"pgd_n": (adv, labels, clean), "fwa_n@0.4": (adv * 2, labels, clean)}
+    # Seed 0 is right on clean, wrong on image 0 under pgd_n and image 1 under fwa; seed 1 is always wrong on 3.
+    def seed0(x):
+        pred = labels.copy()
+        if x.max() == 1:
+            pred[0] = 9
+        if x.max() == 2:
+            pred[1] = 9
+        return pred
+    def seed1(x):
+        pred = labels.copy()
+        pred[3] = 9
+        return pred
+    rows = bench.score_on_sets(sets, {"a on L": seed0, "b on L": seed1}, {"a on L": ["pgd_n"], "b on L": ["pgd_n"]})
+    cells = {(r["defense"], r["label"]): r for r in rows}
+    assert [r["label"] for r in rows[:4]] == ["clean", "pgd_n", "fwa_n@0.4", "worst case"]
+    assert cells[("a on L", "clean")]["error"] == 0.0
+    assert cells[("a on L", "pgd_n")]["error"] == 25.0 and cells[("a on L", "pgd_n")]["seen"]
+    assert not cells[("a on L", "fwa_n@0.4")]["seen"]
+    assert cells[("a on L", "worst case")]["error"] == 50.0
+    assert cells[("b on L", "worst case")]["error"] == 25.0 and cells[("b on L", "clean")]["error"] == 25.0
+    assert cells[("a on L", "pgd_n")]["n"] == 4 and cells[("a on L", "pgd_n")]["error_ci"][0] > 0
+    grouped = spread.spread_rows(rows, {"a on L": ("AT_PGD on L", 0), "b on L": ("AT_PGD on L", 1)})
+    worst = next(r for r in grouped if r["label"] == "worst case")
+    assert worst["values"] == [50.0, 25.0] and worst["mean"] == pytest.approx(37.5)
+
+
+def test_the_sets_cache_key_uses_the_evaluations_limit():
+    bench = _bench()
+    assert bench.set_limit({"n": 1000}, 10_000) == 1000
+    assert bench.set_limit({"n": 1148}, 1148) == 0  # `--limit 0`: the whole split
