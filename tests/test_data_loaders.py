@@ -9,6 +9,7 @@ import random
 import shutil
 import struct
 import tarfile
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -105,12 +106,17 @@ def test_cifar10_missing_fails_fast_with_both_fixes(tmp_path):
     assert time.perf_counter() - start < 5.0
 
 
-def test_cifar10_import_then_load_offline(tmp_path):
+def test_cifar10_import_then_load_offline(tmp_path, monkeypatch):
     archive, expected, labels = _cifar_archive(tmp_path / "cifar-10-python.tar.gz")
     data_dir = tmp_path / "data"
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
     built = import_cifar10(archive, data_dir, expected_counts=TINY_COUNTS)
     assert built == data_dir / "arnkit_cifar10" / "1.0.0"
     assert _leftovers(data_dir) == ["arnkit_cifar10"]  # no staging folder left behind
+    # TFDS's builder makes an empty tmp*tfds folder per build; the import keeps it in a folder of its own
+    assert sorted(p.name for p in system_tmp.iterdir()) == [] and tempfile.tempdir == str(system_tmp)
     assert Cifar10Source().availability(data_dir) is None
     # val is the last 10% of the archive's training images (data/splits.py), train the rest
     parts = {"train": slice(0, 90), "val": slice(90, 100), "test": slice(None)}

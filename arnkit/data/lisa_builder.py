@@ -320,11 +320,11 @@ def build_lisa(
     manual = Path(manual).expanduser() if manual is not None else manual_dir(data_dir)
     if files is None and find_lisa_files(manual) is None:
         raise ArnkitError(missing_message(data_dir))
-    builder = ArnkitLisa(data_dir=os.fspath(data_dir))
-    builder.lisa_files = files
     config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual), try_download_gcs=False)
     try:
         with quiet_tfds_build():  # its "Downloading ... to <staging>" notices would mislead an offline import
+            builder = ArnkitLisa(data_dir=os.fspath(data_dir))
+            builder.lisa_files = files
             builder.download_and_prepare(download_config=config)
     except Exception as exc:
         _remove_if_empty(data_dir / BUILDER_NAME)  # TFDS drops its incomplete.* folder but not the parent

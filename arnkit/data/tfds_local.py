@@ -97,7 +97,25 @@ def quiet_tfds_build() -> Iterator[None]:
     was_active = getattr(tqdm_utils, "_active", True)  # TFDS has a setter for it, no getter
     tqdm_utils.display_progress_bar(False)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), private_tempdir():
             yield
     finally:
         tqdm_utils.display_progress_bar(was_active)
+
+
+@contextlib.contextmanager
+def private_tempdir() -> Iterator[None]:
+    """Point `tempfile` at a folder of our own for the block, then remove it: a TFDS builder for a dataset not yet
+    prepared makes an empty `/tmp/tmp*tfds` (for bucket metadata it never fetches offline) and leaves it behind,
+    one per build."""
+    import shutil
+    import tempfile
+
+    before = tempfile.tempdir
+    folder = tempfile.mkdtemp(prefix="arnkit-tfds-")
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
+        shutil.rmtree(folder, ignore_errors=True)
