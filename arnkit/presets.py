@@ -89,7 +89,9 @@ class AdversarialTrainingPreset:
 class OcclusionTrainingPreset:
     """DOA (Wu et al. 2020) as arnkit runs it: fine-tune the target on ROA examples of its current weights
     (gradient-guided placement among `candidates` windows, then `attack_steps` signed steps of `step_size` inside the
-    rectangle), with `recipe`'s optimizer. roa: the default rectangle, (height, width) in pixels."""
+    rectangle), with `recipe`'s optimizer. roa: the default rectangle, (height, width) in pixels. select_val: when
+    > 0, each epoch ends with the ROA error on the first `select_val` validation images and the best epoch is kept
+    (DOA's own selection, there on its test split); 0 keeps the last epoch."""
 
     recipe: TargetRecipe
     roa: tuple[int, int] = (7, 7)
@@ -97,6 +99,7 @@ class OcclusionTrainingPreset:
     candidates: int = 5
     attack_steps: int = 30
     step_size: float = 0.01
+    select_val: int = 0
 
 
 @dataclass(frozen=True)

@@ -176,3 +176,58 @@ def test_preprocessor_baseline_resumes_to_the_same_weights(tmp_path, monkeypatch
     a, b = load_model(whole["defense_path"]), load_model(resumed["defense_path"])
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+
+
+def test_fine_tuning_keeps_the_best_epoch_and_resumes_its_choice(tmp_path):
+    """With `select`, the exported classifier is the epoch with the lowest held-out score (not the last), the
+    record lists every epoch's score, and a run interrupted after that epoch resumes to the same choice."""
+    from arnkit.defenses import registry
+    from arnkit.defenses.classifier_training import fine_tune_target
+    from arnkit.presets import TargetRecipe
+
+    recipe = TargetRecipe(epochs=3, learning_rate=5e-2, batch_size=64)
+    scripted = {1: 5.0, 2: 1.0, 3: 3.0}  # epoch -> held-out error: epoch 2 is the best, epoch 3 is the last
+    seen_weights = {}
+
+    def select(model):
+        epoch = len(seen_weights) + 1
+        seen_weights[epoch] = [w.copy() for w in model.get_weights()]
+        return scripted[epoch]
+
+    calls = {"n": 0}
+
+    def craft_then_stop(model, x, y, rng):  # noise examples; the run dies on epoch 3's first batch
+        calls["n"] += 1
+        if len(seen_weights) == 2:
+            raise KeyboardInterrupt
+        return np.clip(x + rng.uniform(-0.2, 0.2, x.shape), 0, 1).astype(np.float32)
+
+    kwargs = dict(recipe=recipe, epochs=3, options={"probe": 1}, seen=["pgd_n"], title="probe", train_limit=256,
+                  eval_limit=16, workspace=tmp_path, select=select)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune_target("at_pgd", "synthetic", craft_then_stop, **kwargs)
+    assert sorted(seen_weights) == [1, 2]
+
+    def craft(model, x, y, rng):
+        return np.clip(x + rng.uniform(-0.2, 0.2, x.shape), 0, 1).astype(np.float32)
+
+    record = fine_tune_target("at_pgd", "synthetic", craft, **kwargs)
+    assert record["resumed_from_epoch"] == 2 and sorted(seen_weights) == [1, 2, 3]
+    assert record["selected_epoch"] == 2 and record["epoch_scores"] == [5.0, 1.0, 3.0]
+    defense, _ = registry.load_file(tmp_path / record["defense_path"], "synthetic")
+    exported = defense.model.get_weights()
+    for best, got in zip(seen_weights[2], exported, strict=True):
+        np.testing.assert_array_equal(best, got)
+    assert any(not np.array_equal(a, b) for a, b in zip(seen_weights[3], exported, strict=True))
+
+
+def test_doa_selects_its_epoch_on_validation_roa(tmp_path):
+    record = train_doa("synthetic", roa="5x5", epochs=2, attack_steps=2, train_limit=128, eval_limit=16,
+                       workspace=tmp_path, select_val=32)
+    assert record["options"]["select_val"] == 32 and record["selected_epoch"] in (1, 2)
+    scores = record["epoch_scores"]
+    assert len(scores) == 2 and all(0.0 <= s <= 100.0 for s in scores)
+    assert scores[record["selected_epoch"] - 1] == min(scores)
+    with pytest.raises(ArnkitError, match="select_val 500 is more than the 64 validation images of synthetic"):
+        train_doa("synthetic", roa="5x5", epochs=1, attack_steps=1, train_limit=64, workspace=tmp_path,
+                  select_val=500)

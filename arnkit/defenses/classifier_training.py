@@ -6,6 +6,11 @@ than training from scratch).
 A baseline supplies `craft(model, x, y, rng) -> x_adv` for one batch. Batch order and the random numbers each
 batch draws are pure functions of (seed, epoch, batch); weights, optimizer state and the epoch are checkpointed
 atomically after every epoch, so a resumed run repeats an uninterrupted one.
+
+With `select`, each epoch ends with a score of the current weights on held-out images (lower is better; DOA:
+its own attack's error on the first validation images) and the run keeps the best epoch's weights, as DOA's
+`sticker_retrain.py` keeps its best epoch. Adversarial fine-tuning from a confident model can first collapse
+it (near-uniform logits) and recover only later, so the last epoch is not always the one to ship.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from arnkit.runs.target import optimizer_for
 from arnkit.runs.training import FitResult, FitStep, RunFolder, RunPlan, run_training
 
 Craft = Callable[[Any, np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
+Select = Callable[[Any], float]  # the current model -> its error on held-out images (%), lower is better
 
 
 class ClassifierFitStep(FitStep):
@@ -35,10 +41,11 @@ class ClassifierFitStep(FitStep):
     pool_size = None  # it crafts its own examples, every batch
 
     def __init__(self, key: str, craft: Craft, *, recipe: TargetRecipe, epochs: int, options: dict[str, Any],
-                 seen: list[str], title: str, label: str, train_limit: int, eval_limit: int, resume: bool) -> None:
+                 seen: list[str], title: str, label: str, train_limit: int, eval_limit: int, resume: bool,
+                 select: Select | None = None) -> None:
         self.key, self.craft, self.recipe, self.epochs, self.options = key, craft, recipe, epochs, options
         self.seen, self.title, self.label, self.train_limit = seen, title, label, train_limit
-        self.eval_limit, self.resume = eval_limit, resume
+        self.eval_limit, self.resume, self.select = eval_limit, resume, select
 
     def plan(self, ctx: RunContext, pools: Pools | None) -> RunPlan:
         spec = {"dataset": ctx.dataset, "defense": self.key, "target": ctx.require_target().fingerprint,
@@ -58,7 +65,10 @@ class ClassifierFitStep(FitStep):
         model.set_weights(target.get_weights())
         model.compile(optimizer=optimizer_for(self.recipe, int(self.epochs) * per_epoch),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        start_epoch = _restore(model, folder.checkpoint, self.key) if self.resume and folder.checkpoint.exists() else 0
+        best = _Best()
+        start_epoch = 0
+        if self.resume and folder.checkpoint.exists():
+            start_epoch = _restore(model, folder.checkpoint, self.key, best if self.select else None)
 
         started, progress, seed = time.perf_counter(), ctx.progress, ctx.seed
         progress.start(self.title, int(self.epochs) * per_epoch)
@@ -74,9 +84,15 @@ class ClassifierFitStep(FitStep):
                 out = model.train_on_batch(x_adv, yb, return_dict=True)
                 logs = {k: float(v) for k, v in out.items()}
                 progress.advance(1, **logs)
-            _save(model, folder.checkpoint, epoch + 1)
+            if self.select is not None:
+                best.offer(epoch + 1, float(self.select(model)), model)
+            _save(model, folder.checkpoint, epoch + 1, best if self.select else None)
         progress.finish()
-        return FitResult(model, logs, time.perf_counter() - started, {"resumed_from_epoch": start_epoch})
+        extra: dict[str, Any] = {"resumed_from_epoch": start_epoch}
+        if self.select is not None:
+            model.set_weights(best.weights)
+            extra.update(selected_epoch=best.epoch, epoch_scores=[round(v, 4) for v in best.scores])
+        return FitResult(model, logs, time.perf_counter() - started, extra)
 
     def export(self, model: Any, path: Path, plan: RunPlan, ctx: RunContext) -> None:
         from arnkit.defenses.files import save_defense_file
@@ -93,10 +109,11 @@ def fine_tune_target(key: str, dataset: str, craft: Craft, *, recipe: TargetReci
                      options: dict[str, Any], seen: list[str], title: str, label: str = "", train_limit: int = 0,
                      eval_limit: int = 1000, resume: bool = True, seed: int = 0,
                      workspace: str | Path | None = None, progress: Progress | None = None,
-                     context: RunContext | None = None) -> dict[str, Any]:
+                     context: RunContext | None = None, select: Select | None = None) -> dict[str, Any]:
     """Fine-tune the target on `craft`'s examples with `recipe`'s optimizer; export it as the `key` classifier
     defense; return its run record. `options` are recorded and key the run folder; `label` (default: the key)
-    names the run folder and the defense's column where two runs of one recipe sit side by side."""
+    names the run folder and the defense's column where two runs of one recipe sit side by side. `select`
+    scores each epoch's weights (lower is better) and the best epoch is exported (the record says which)."""
     ctx = context or RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
     if int(epochs) < 1:
         raise ArnkitError(f"{key} needs epochs >= 1, got {epochs}")
@@ -104,20 +121,43 @@ def fine_tune_target(key: str, dataset: str, craft: Craft, *, recipe: TargetReci
         raise ArnkitError(f"train_limit must be >= 0 (0 = the whole split), got {train_limit}")
     step = ClassifierFitStep(key, craft, recipe=recipe, epochs=int(epochs), options=options, seen=list(seen),
                              title=title, label=label or key, train_limit=int(train_limit), eval_limit=eval_limit,
-                             resume=resume)
+                             resume=resume, select=select)
     return run_training(ctx, step)
 
 
-def _save(model: Any, path: Path, epoch: int) -> None:
-    """Weights, optimizer state and the epoch count, in one atomic file."""
-    checkpoints.save(path, "epoch", epoch, {"w": model.get_weights(), "o": list(model.optimizer.variables)})
+class _Best:
+    """The per-epoch scores and the best epoch's weights so far (the first of equal scores wins)."""
+
+    def __init__(self) -> None:
+        self.scores: list[float] = []
+        self.epoch = 0
+        self.weights: list[np.ndarray] = []
+
+    def offer(self, epoch: int, score: float, model: Any) -> None:
+        self.scores.append(score)
+        if not self.weights or score < self.scores[self.epoch - 1]:
+            self.epoch, self.weights = epoch, [np.array(w) for w in model.get_weights()]
 
 
-def _restore(model: Any, path: Path, key: str) -> int:
+def _save(model: Any, path: Path, epoch: int, best: _Best | None = None) -> None:
+    """Weights, optimizer state and the epoch count (and with selection, the scores and best weights so far),
+    in one atomic file."""
+    groups = {"w": model.get_weights(), "o": list(model.optimizer.variables)}
+    if best is not None:
+        groups.update(b=best.weights, s=[np.asarray(best.scores + [float(best.epoch)], np.float64)])
+    checkpoints.save(path, "epoch", epoch, groups)
+
+
+def _restore(model: Any, path: Path, key: str, best: _Best | None = None) -> int:
     model.optimizer.build(model.trainable_variables)
-    epoch, groups = checkpoints.restore(path, "epoch", {"w": len(model.get_weights()),
-                                                        "o": len(model.optimizer.variables)}, what=key)
+    sizes = {"w": len(model.get_weights()), "o": len(model.optimizer.variables)}
+    if best is not None:
+        sizes.update(b=sizes["w"], s=1)
+    epoch, groups = checkpoints.restore(path, "epoch", sizes, what=key)
     model.set_weights(groups["w"])
     for variable, value in zip(model.optimizer.variables, groups["o"], strict=True):
         variable.assign(value)
+    if best is not None:
+        *scores, best_epoch = (float(v) for v in groups["s"][0])
+        best.scores, best.epoch, best.weights = scores, int(best_epoch), list(groups["b"])
     return epoch

@@ -45,9 +45,10 @@ def parse_rectangle(roa: str | tuple[int, int] | None, shape: tuple[int, ...], d
 def train_doa(dataset: str = "mnist", *, roa: str | tuple[int, int] | None = None, epochs: int | None = None,
               attack_steps: int | None = None, train_limit: int = 0, eval_limit: int = 1000, resume: bool = True,
               seed: int = 0, workspace: str | Path | None = None, progress: Progress | None = None,
-              context: RunContext | None = None) -> dict[str, Any]:
+              context: RunContext | None = None, select_val: int | None = None) -> dict[str, Any]:
     """Fine-tune the workspace target on ROA examples (DOA); export it; return the run record. Defaults come
-    from `arnkit.presets` (`doa`); `attack_steps` are the signed steps inside the rectangle."""
+    from `arnkit.presets` (`doa`); `attack_steps` are the signed steps inside the rectangle; `select_val` > 0
+    keeps the epoch with the lowest ROA error on that many validation images (the record's `epoch_scores`)."""
     import tensorflow as tf
 
     from arnkit.attacks.roa import ROA
@@ -70,8 +71,36 @@ def train_doa(dataset: str = "mnist", *, roa: str | tuple[int, int] | None = Non
     options = {"roa": f"{height}x{width}", "epochs": n_epochs, "attack_steps": n_steps, "stride": preset.stride,
                "candidates": preset.candidates, "step_size": preset.step_size, "train_limit": int(train_limit),
                "recipe": preset.recipe.to_dict()}
+    n_select = preset.select_val if select_val is None else int(select_val)
+    if n_select < 0:
+        raise ArnkitError(f"select_val must be >= 0 (0 = keep the last epoch), got {n_select}")
+    select = None
+    if n_select:
+        options["select_val"] = n_select  # only then: the runs trained before selection keep their folders
+        select = _val_roa_error(ctx, attack, n_select)
     return fine_tune_target("doa", meta.name, craft, recipe=preset.recipe, epochs=n_epochs, options=options,
                             seen=list(SEEN), title=f"DOA on {meta.name} (ROA {height}x{width})",
                             label=f"doa_{height}x{width}",
                             train_limit=train_limit, eval_limit=eval_limit, resume=resume, seed=seed,
-                            context=ctx)
+                            context=ctx, select=select)
+
+
+def _val_roa_error(ctx: RunContext, attack: Any, limit: int) -> Any:
+    """The model -> its ROA error (%) on the first `limit` validation images (never test: it picks the epoch)."""
+    import tensorflow as tf
+
+    from arnkit import data
+
+    x, y, _ = data.load_arrays(ctx.dataset, "val", data_dir=ctx.workspace.data_dir)
+    x, y = x[:limit], y[:limit]
+    if len(x) < limit:
+        raise ArnkitError(f"select_val {limit} is more than the {len(x)} validation images of {ctx.dataset}; "
+                          f"pass at most {len(x)}")
+    labels = tf.constant(y.astype(np.int64))
+
+    def error(model: Any) -> float:
+        x_adv = attack.run(model, tf.constant(x), labels, None, seed=0, batch=0)
+        pred = np.argmax(model.predict(x_adv, batch_size=256, verbose=0), axis=-1)
+        return 100.0 * float(np.mean(pred != y))
+
+    return error
