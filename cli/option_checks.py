@@ -35,6 +35,8 @@ def check_options(kwargs: dict[str, Any], typed: set[str] | None = None) -> None
         value = kwargs.get(name)
         if value is not None and int(value) < 0:
             raise ArnkitError(f"{_flag(name)} must be >= 0 (0 = the whole split), got {value}")
+    if kwargs.get("select_val") is not None and int(kwargs["select_val"]) < 0:
+        raise ArnkitError(f"--select-val must be >= 0 (0 = keep the last epoch), got {kwargs['select_val']}")
     kind = kwargs.get("defense_kind")
     if kind is not None and kind not in ("preprocessor", "classifier"):
         raise ArnkitError(f"--defense-kind takes preprocessor or classifier, got '{kind}'")

@@ -78,6 +78,9 @@ def train(
     train_limit: Annotated[int | None, typer.Option(
         "--train-limit", help="at_pgd, doa: first N training images (0 = all).")] = None,
     roa: Annotated[str | None, typer.Option("--roa", help="doa: the rectangle, HxW pixels (7x7, or 9x5).")] = None,
+    select_val: Annotated[int | None, typer.Option(
+        "--select-val", help="doa: keep the epoch with the lowest ROA error on the first N validation images, as "
+                             "DOA keeps its best epoch (0 = the last epoch).")] = None,
     guide_layer: Annotated[str | None, typer.Option(
         "--guide-layer", help="hgd: logits (LGD, default) or a target layer name (FGD).")] = None,
     eval_limit: Annotated[int | None, typer.Option(
@@ -102,7 +105,8 @@ def train(
                           resume=resume, learning_rate=learning_rate, lr_schedule=lr_schedule,
                           guide_weight=guide_weight, adaptive=adaptive, epochs=epochs, eps=eps, attack_steps=attack_steps,
                           step_size=step_size,
-                          train_limit=train_limit, roa=roa, guide_layer=guide_layer, eval_limit=eval_limit,
+                          train_limit=train_limit, roa=roa, select_val=select_val, guide_layer=guide_layer,
+                          eval_limit=eval_limit,
                           tensorboard=tensorboard or None)
     if json_out:
         emit_json(record)

@@ -138,6 +138,10 @@ def test_train_cli_refuses_flags_of_another_recipe_and_lists_the_registry(tmp_pa
         in wrong.output
     step = runner.invoke(app, ["train", "--defense", "doa", "--step-size", "0.1", "--workspace", str(tmp_path)])
     assert step.exit_code == 1 and "--step-size does not apply to --defense doa" in step.output
+    select = runner.invoke(app, ["train", "--defense", "hgd", "--select-val", "64", "--workspace", str(tmp_path)])
+    assert select.exit_code == 1 and "--select-val does not apply to --defense hgd" in select.output
+    negative = runner.invoke(app, ["train", "--defense", "doa", "--select-val", "-1", "--workspace", str(tmp_path)])
+    assert negative.exit_code == 1 and "--select-val must be >= 0 (0 = keep the last epoch), got -1" in negative.output
     unknown = runner.invoke(app, ["train", "--defense", "madry", "--workspace", str(tmp_path)])
     assert unknown.exit_code == 1 and "unknown defense 'madry'; known defenses: none, arn, at_pgd" in unknown.output
     width = runner.invoke(app, ["train", "--defense", "apeg", "--width", "large", "-d", "synthetic",
@@ -228,6 +232,6 @@ def test_doa_selects_its_epoch_on_validation_roa(tmp_path):
     scores = record["epoch_scores"]
     assert len(scores) == 2 and all(0.0 <= s <= 100.0 for s in scores)
     assert scores[record["selected_epoch"] - 1] == min(scores)
-    with pytest.raises(ArnkitError, match="select_val 500 is more than the 64 validation images of synthetic"):
+    with pytest.raises(ArnkitError, match="--select-val 500 is more than the 64 validation images of synthetic"):
         train_doa("synthetic", roa="5x5", epochs=1, attack_steps=1, train_limit=64, workspace=tmp_path,
                   select_val=500)

@@ -73,7 +73,7 @@ def train_doa(dataset: str = "mnist", *, roa: str | tuple[int, int] | None = Non
                "recipe": preset.recipe.to_dict()}
     n_select = preset.select_val if select_val is None else int(select_val)
     if n_select < 0:
-        raise ArnkitError(f"select_val must be >= 0 (0 = keep the last epoch), got {n_select}")
+        raise ArnkitError(f"--select-val must be >= 0 (0 = keep the last epoch), got {n_select}")
     select = None
     if n_select:
         options["select_val"] = n_select  # only then: the runs trained before selection keep their folders
@@ -94,7 +94,7 @@ def _val_roa_error(ctx: RunContext, attack: Any, limit: int) -> Any:
     x, y, _ = data.load_arrays(ctx.dataset, "val", data_dir=ctx.workspace.data_dir)
     x, y = x[:limit], y[:limit]
     if len(x) < limit:
-        raise ArnkitError(f"select_val {limit} is more than the {len(x)} validation images of {ctx.dataset}; "
+        raise ArnkitError(f"--select-val {limit} is more than the {len(x)} validation images of {ctx.dataset}; "
                           f"pass at most {len(x)}")
     labels = tf.constant(y.astype(np.int64))
 

@@ -88,7 +88,7 @@ def _check_counts(given: dict[str, Any], ctx: RunContext) -> None:
 # The recipe options `arnkit train` exposes as flags (the rest are for library callers and benchmarks).
 CLI_OPTIONS = ("seen", "steps", "width", "objective", "batch_size", "pool_size", "ablate", "strategy", "resume",
                "learning_rate", "lr_schedule", "guide_weight", "eval_limit", "tensorboard", "epochs", "eps",
-               "attack_steps", "step_size", "train_limit", "roa", "guide_layer", "adaptive", "recipe")
+               "attack_steps", "step_size", "train_limit", "roa", "select_val", "guide_layer", "adaptive", "recipe")
 
 
 def evaluate_gray_box(dataset: str, attack_keys: list[str], preprocessor: Any, *, limit: int, seed: int,
