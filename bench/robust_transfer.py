@@ -41,13 +41,14 @@ def crafted_on_target(workspace: str | Path, paths: list[str] | None = None) -> 
     """{(run-folder key, attack label): (error %, n)} for each classifier on each test set crafted against the
     workspace target; where a label was crafted twice (e.g. a 200-image sanity subset), the larger set wins."""
     ws = Path(workspace)
-    targets = sorted((ws / "targets").glob("*.keras"))
-    target_fp = json.loads(targets[0].with_suffix(".json").read_text())["fingerprint"]
-    defenses = [(Path(p).parent.name.split("-")[1], registry.load_file(p)[0]) for p in (paths or classifier_paths(ws))]
-    names = [name for name, _ in defenses]
+    paths = paths or classifier_paths(ws)
+    names = [Path(p).parent.name.split("-")[1] for p in paths]
     if len(set(names)) != len(names):  # one row per recipe here: several seeds would silently become one
         raise SystemExit("robust_transfer: several runs of one recipe (seeds?); use `bench/seed_spread.py "
                          "RESULTS.json --robust-on-target`, which keeps every seed and gives the spread")
+    targets = sorted((ws / "targets").glob("*.keras"))
+    target_fp = json.loads(targets[0].with_suffix(".json").read_text())["fingerprint"]
+    defenses = [(name, registry.load_file(p)[0]) for name, p in zip(names, paths, strict=True)]
     found: dict[tuple[str, str], tuple[float, int]] = {}
     for path in sorted((ws / "adversarial").glob("*-test-*.h5")):
         adv = adversarial_store.load(path)

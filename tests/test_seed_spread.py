@@ -129,3 +129,15 @@ def test_the_sets_cache_key_uses_the_evaluations_limit():
     bench = _bench()
     assert bench.set_limit({"n": 1000}, 10_000) == 1000
     assert bench.set_limit({"n": 1148}, 1148) == 0  # `--limit 0`: the whole split
+
+
+def test_robust_transfer_refuses_several_seeds_of_one_recipe(tmp_path):
+    """bench/robust_transfer.py keys its rows by recipe: given three AT_PGD seeds it would have kept one of
+    them silently. It says so in one line instead, before loading anything."""
+    spec = importlib.util.spec_from_file_location("robust_transfer", REPO / "bench" / "robust_transfer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paths = [str(tmp_path / f"defenses/mnist-at_pgd-{h}.d/at_pgd.keras") for h in ("aaa", "bbb")]
+    with pytest.raises(SystemExit) as refused:
+        module.crafted_on_target(tmp_path, paths)
+    assert "several runs of one recipe (seeds?)" in str(refused.value) and "--robust-on-target" in str(refused.value)
