@@ -92,7 +92,7 @@ def score_on_sets(sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
         masks = {}
         for label, (x, labels, _) in columns:
             masks[label] = np.asarray(fn(x)) != labels
-            rows.append(_row(name, label, masks[label], label.split("@")[0] in seen.get(name, [])))
+            rows.append(_row(name, label, masks[label], label in seen.get(name, [])))
         if masks:  # the evaluation's worst case: wrong on the clean image or under any column
             rows.append(_row(name, "worst case", metrics.worst_case(masks), False))
     return rows

@@ -98,7 +98,7 @@ def test_robust_classifiers_on_the_evaluations_sets_keep_one_row_per_seed():
     labels = np.array([0, 1, 2, 3])
     clean = np.zeros((4, 2, 2, 1), np.float32)
     adv = np.ones((4, 2, 2, 1), np.float32)
-    sets = {"pgd_n": (adv, labels, clean), "fwa_n@0.4": (adv * 2, labels, clean)}
+    sets = {"pgd_n": (adv, labels, clean), "fwa_n@0.4": (adv * 2, labels, clean), "pgd_n@0.4": (adv * 2, labels, clean)}
     # Seed 0 is right on clean, wrong on image 0 under pgd_n and image 1 under fwa; seed 1 is always wrong on 3.
     def seed0(x):
         pred = labels.copy()
@@ -113,10 +113,11 @@ def test_robust_classifiers_on_the_evaluations_sets_keep_one_row_per_seed():
         return pred
     rows = bench.score_on_sets(sets, {"a on L": seed0, "b on L": seed1}, {"a on L": ["pgd_n"], "b on L": ["pgd_n"]})
     cells = {(r["defense"], r["label"]): r for r in rows}
-    assert [r["label"] for r in rows[:4]] == ["clean", "pgd_n", "fwa_n@0.4", "worst case"]
+    assert [r["label"] for r in rows[:5]] == ["clean", "pgd_n", "fwa_n@0.4", "pgd_n@0.4", "worst case"]
     assert cells[("a on L", "clean")]["error"] == 0.0
     assert cells[("a on L", "pgd_n")]["error"] == 25.0 and cells[("a on L", "pgd_n")]["seen"]
-    assert not cells[("a on L", "fwa_n@0.4")]["seen"]
+    # seen is the exact column, as in an evaluation: PGD_N at eps .4 is not the attack trained on
+    assert not cells[("a on L", "fwa_n@0.4")]["seen"] and not cells[("a on L", "pgd_n@0.4")]["seen"]
     assert cells[("a on L", "worst case")]["error"] == 50.0
     assert cells[("b on L", "worst case")]["error"] == 25.0 and cells[("b on L", "clean")]["error"] == 25.0
     assert cells[("a on L", "pgd_n")]["n"] == 4 and cells[("a on L", "pgd_n")]["error_ci"][0] > 0
