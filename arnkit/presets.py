@@ -91,7 +91,8 @@ class OcclusionTrainingPreset:
     (gradient-guided placement among `candidates` windows, then `attack_steps` signed steps of `step_size` inside the
     rectangle), with `recipe`'s optimizer. roa: the default rectangle, (height, width) in pixels. select_val: when
     > 0, each epoch ends with the ROA error on the first `select_val` validation images and the best epoch is kept
-    (DOA's own selection, there on its test split); 0 keeps the last epoch."""
+    (DOA's own selection, there on its test split); 0 keeps the last epoch. dropout: the rate of the target's
+    Dropout layers while it fine-tunes (None keeps it; DOA's LISA network has no dropout)."""
 
     recipe: TargetRecipe
     roa: tuple[int, int] = (7, 7)
@@ -100,6 +101,7 @@ class OcclusionTrainingPreset:
     attack_steps: int = 30
     step_size: float = 0.01
     select_val: int = 0
+    dropout: float | None = None  # the fine-tuning copy's Dropout rate (None: the target's)
 
 
 @dataclass(frozen=True)

@@ -227,11 +227,28 @@ def test_fine_tuning_keeps_the_best_epoch_and_resumes_its_choice(tmp_path):
 
 def test_doa_selects_its_epoch_on_validation_roa(tmp_path):
     record = train_doa("synthetic", roa="5x5", epochs=2, attack_steps=2, train_limit=128, eval_limit=16,
-                       workspace=tmp_path, select_val=32)
+                       workspace=tmp_path, select_val=32, dropout=0.0)
     assert record["options"]["select_val"] == 32 and record["selected_epoch"] in (1, 2)
+    assert record["options"]["dropout"] == 0.0
     scores = record["epoch_scores"]
     assert len(scores) == 2 and all(0.0 <= s <= 100.0 for s in scores)
     assert scores[record["selected_epoch"] - 1] == min(scores)
     with pytest.raises(ArnkitError, match="--select-val 500 is more than the 64 validation images of synthetic"):
         train_doa("synthetic", roa="5x5", epochs=1, attack_steps=1, train_limit=64, workspace=tmp_path,
                   select_val=500)
+
+
+def test_fine_tuning_can_switch_the_targets_dropout_off():
+    """DOA's LISA network has no dropout; `dropout=0` fine-tunes arnkit's LISA-CNN the same way: every Dropout
+    layer's rate is replaced, so a training-mode forward pass is the inference one."""
+    from arnkit.defenses.classifier_training import fine_tune_target, set_dropout
+    from arnkit.models.lisa_cnn import lisa_cnn
+
+    model = lisa_cnn((32, 32, 3), 16, width=8, dropout=0.5)
+    x = np.random.default_rng(0).uniform(0, 1, (8, 32, 32, 3)).astype(np.float32)
+    assert not np.allclose(np.asarray(model(x, training=True)), np.asarray(model(x, training=False)))
+    assert set_dropout(model, 0.0) == 1
+    np.testing.assert_allclose(np.asarray(model(x, training=True)), np.asarray(model(x, training=False)), rtol=1e-6)
+    with pytest.raises(ArnkitError, match=r"dropout must be in \[0, 1\), got 1.0"):
+        fine_tune_target("doa", "synthetic", None, recipe=None, epochs=1, options={}, seen=["roa"], title="x",
+                         dropout=1.0)

@@ -42,10 +42,10 @@ class ClassifierFitStep(FitStep):
 
     def __init__(self, key: str, craft: Craft, *, recipe: TargetRecipe, epochs: int, options: dict[str, Any],
                  seen: list[str], title: str, label: str, train_limit: int, eval_limit: int, resume: bool,
-                 select: Select | None = None) -> None:
+                 select: Select | None = None, dropout: float | None = None) -> None:
         self.key, self.craft, self.recipe, self.epochs, self.options = key, craft, recipe, epochs, options
         self.seen, self.title, self.label, self.train_limit = seen, title, label, train_limit
-        self.eval_limit, self.resume, self.select = eval_limit, resume, select
+        self.eval_limit, self.resume, self.select, self.dropout = eval_limit, resume, select, dropout
 
     def plan(self, ctx: RunContext, pools: Pools | None) -> RunPlan:
         spec = {"dataset": ctx.dataset, "defense": self.key, "target": ctx.require_target().fingerprint,
@@ -63,6 +63,8 @@ class ClassifierFitStep(FitStep):
         target = ctx.require_target().model
         model = keras.models.clone_model(target)
         model.set_weights(target.get_weights())
+        if self.dropout is not None:  # e.g. 0: fine-tune without the target's dropout (DOA's network has none)
+            set_dropout(model, self.dropout)
         model.compile(optimizer=optimizer_for(self.recipe, int(self.epochs) * per_epoch),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         best = _Best()
@@ -109,11 +111,15 @@ def fine_tune_target(key: str, dataset: str, craft: Craft, *, recipe: TargetReci
                      options: dict[str, Any], seen: list[str], title: str, label: str = "", train_limit: int = 0,
                      eval_limit: int = 1000, resume: bool = True, seed: int = 0,
                      workspace: str | Path | None = None, progress: Progress | None = None,
-                     context: RunContext | None = None, select: Select | None = None) -> dict[str, Any]:
+                     context: RunContext | None = None, select: Select | None = None,
+                     dropout: float | None = None) -> dict[str, Any]:
     """Fine-tune the target on `craft`'s examples with `recipe`'s optimizer; export it as the `key` classifier
     defense; return its run record. `options` are recorded and key the run folder; `label` (default: the key)
     names the run folder and the defense's column where two runs of one recipe sit side by side. `select`
-    scores each epoch's weights (lower is better) and the best epoch is exported (the record says which)."""
+    scores each epoch's weights (lower is better) and the best epoch is exported (the record says which).
+    `dropout` replaces the rate of the target's Dropout layers while fine-tuning (None: keep it)."""
+    if dropout is not None and not 0.0 <= float(dropout) < 1.0:
+        raise ArnkitError(f"dropout must be in [0, 1), got {dropout}")
     ctx = context or RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress)
     if int(epochs) < 1:
         raise ArnkitError(f"{key} needs epochs >= 1, got {epochs}")
@@ -121,8 +127,19 @@ def fine_tune_target(key: str, dataset: str, craft: Craft, *, recipe: TargetReci
         raise ArnkitError(f"train_limit must be >= 0 (0 = the whole split), got {train_limit}")
     step = ClassifierFitStep(key, craft, recipe=recipe, epochs=int(epochs), options=options, seen=list(seen),
                              title=title, label=label or key, train_limit=int(train_limit), eval_limit=eval_limit,
-                             resume=resume, select=select)
+                             resume=resume, select=select, dropout=dropout)
     return run_training(ctx, step)
+
+
+def set_dropout(model: Any, rate: float) -> int:
+    """Give every Dropout layer of `model` the rate `rate` (before its train function is traced); returns how
+    many it changed."""
+    import keras
+
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    for layer in layers:
+        layer.rate = float(rate)
+    return len(layers)
 
 
 class _Best:

@@ -45,7 +45,8 @@ def parse_rectangle(roa: str | tuple[int, int] | None, shape: tuple[int, ...], d
 def train_doa(dataset: str = "mnist", *, roa: str | tuple[int, int] | None = None, epochs: int | None = None,
               attack_steps: int | None = None, train_limit: int = 0, eval_limit: int = 1000, resume: bool = True,
               seed: int = 0, workspace: str | Path | None = None, progress: Progress | None = None,
-              context: RunContext | None = None, select_val: int | None = None) -> dict[str, Any]:
+              context: RunContext | None = None, select_val: int | None = None,
+              dropout: float | None = None) -> dict[str, Any]:
     """Fine-tune the workspace target on ROA examples (DOA); export it; return the run record. Defaults come
     from `arnkit.presets` (`doa`); `attack_steps` are the signed steps inside the rectangle; `select_val` > 0
     keeps the epoch with the lowest ROA error on that many validation images (the record's `epoch_scores`)."""
@@ -74,6 +75,9 @@ def train_doa(dataset: str = "mnist", *, roa: str | tuple[int, int] | None = Non
     n_select = preset.select_val if select_val is None else int(select_val)
     if n_select < 0:
         raise ArnkitError(f"--select-val must be >= 0 (0 = keep the last epoch), got {n_select}")
+    rate = preset.dropout if dropout is None else float(dropout)
+    if rate is not None:
+        options["dropout"] = rate  # only then, as select_val
     select = None
     if n_select:
         options["select_val"] = n_select  # only then: the runs trained before selection keep their folders
@@ -82,7 +86,7 @@ def train_doa(dataset: str = "mnist", *, roa: str | tuple[int, int] | None = Non
                             seen=list(SEEN), title=f"DOA on {meta.name} (ROA {height}x{width})",
                             label=f"doa_{height}x{width}",
                             train_limit=train_limit, eval_limit=eval_limit, resume=resume, seed=seed,
-                            context=ctx, select=select)
+                            context=ctx, select=select, dropout=rate)
 
 
 def _val_roa_error(ctx: RunContext, attack: Any, limit: int) -> Any:

@@ -102,7 +102,7 @@ _RECIPES = [
                   "DOA (Wu et al. ICLR 2020): the target fine-tuned on ROA (rectangular occlusion) examples",
                   "arnkit.defenses.doa:train_doa",
                   smoke_options={"epochs": 1, "attack_steps": 2, "roa": "5x5", "train_limit": 64, "eval_limit": 16},
-                  options=("roa", "epochs", "attack_steps", "select_val", "train_limit", "eval_limit", "resume"),
+                  options=("roa", "epochs", "attack_steps", "select_val", "dropout", "train_limit", "eval_limit", "resume"),
                   trains_on="ROA examples of its own current weights (--roa HxW), every batch", preset="doa"),
     DefenseRecipe("apeg", "preprocessor",
                   "APE-GAN (Jin et al. 2019): a conv-deconv generator trained against a discriminator",
