@@ -62,13 +62,17 @@ def members(results: dict[str, Any], workspace: Workspace) -> dict[str, tuple[st
     return out
 
 
-def classifier_records(workspace: Workspace) -> list[tuple[Path, dict[str, Any]]]:
-    """(exported file, run record) of every robust classifier trained in the workspace."""
+def classifier_records(workspace: Workspace, target_fingerprint: str | None = None
+                       ) -> list[tuple[Path, dict[str, Any]]]:
+    """(exported file, run record) of every robust classifier trained in the workspace (for that target)."""
     found = []
     for record_path in sorted(workspace.root.glob("defenses/*/record.json")):
         record = read_record(record_path)
-        if record.get("kind") == "classifier" and record.get("defense_path"):
-            found.append((workspace.locate(record["defense_path"]), record))
+        if record.get("kind") != "classifier" or not record.get("defense_path"):
+            continue
+        if target_fingerprint and record.get("target_fingerprint") not in (None, target_fingerprint):
+            continue
+        found.append((workspace.locate(record["defense_path"]), record))
     return found
 
 
@@ -104,6 +108,10 @@ def _row(defense: str, label: str, wrong: np.ndarray, seen: bool) -> dict[str, A
             "n": len(wrong), "error_ci": [round(lo, 4), round(hi, 4)], "seen": seen}
 
 
+def args_hint(results: dict[str, Any]) -> str:
+    return f"the evaluation ({results.get('title') or results.get('dataset')})"
+
+
 def robust_on_target(results: dict[str, Any], workspace: Workspace) -> tuple[list[dict[str, Any]],
                                                                            dict[str, tuple[str, int | None]]]:
     """The robust classifiers' rows on the evaluation's own gray-box sets, and their seed groups."""
@@ -111,7 +119,8 @@ def robust_on_target(results: dict[str, Any], workspace: Workspace) -> tuple[lis
     from arnkit.defenses import registry
     from arnkit.pipeline.attack import craft
 
-    classifiers = classifier_records(workspace)
+    target_fp = (results.get("target") or {}).get("fingerprint")
+    classifiers = classifier_records(workspace, target_fp)
     if not classifiers:
         return [], {}
     dataset, split = results["dataset"], results.get("split", "test")
@@ -122,6 +131,10 @@ def robust_on_target(results: dict[str, Any], workspace: Workspace) -> tuple[lis
         summary = craft(dataset, attack["key"], split=split, limit=limit, params=attack.get("params") or {},
                         seed=int(results.get("seed", 0)), workspace=str(workspace.root),
                         restarts=int(results.get("restarts", 1)))
+        if target_fp and summary.get("target_fingerprint") != target_fp:
+            raise SystemExit(f"seed_spread: {args_hint(results)} attacked target {target_fp}, but the workspace's "
+                             f"default target is {summary.get('target_fingerprint')}; --robust-on-target reads "
+                             "evaluations of the workspace's own target only")
         if not summary.get("reused"):
             print(f"seed_spread: {attack['label']} was not cached for this evaluation; crafted it against the "
                   "target", file=sys.stderr)
