@@ -88,7 +88,9 @@ class ClassifierFitStep(FitStep):
                 progress.advance(1, **logs)
             if self.select is not None:
                 best.offer(epoch + 1, float(self.select(model)), model)
-            _save(model, folder.checkpoint, epoch + 1, best if self.select else None)
+                _save(model, folder.checkpoint, epoch + 1, best)
+            else:
+                _save(model, folder.checkpoint, epoch + 1)
         progress.finish()
         extra: dict[str, Any] = {"resumed_from_epoch": start_epoch}
         if self.select is not None:
