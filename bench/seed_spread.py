@@ -108,37 +108,34 @@ def _row(defense: str, label: str, wrong: np.ndarray, seen: bool) -> dict[str, A
             "n": len(wrong), "error_ci": [round(lo, 4), round(hi, 4)], "seen": seen}
 
 
-def args_hint(results: dict[str, Any]) -> str:
-    return f"the evaluation ({results.get('title') or results.get('dataset')})"
-
-
 def robust_on_target(results: dict[str, Any], workspace: Workspace) -> tuple[list[dict[str, Any]],
                                                                            dict[str, tuple[str, int | None]]]:
     """The robust classifiers' rows on the evaluation's own gray-box sets, and their seed groups."""
-    from arnkit import adversarial_store, data
+    from arnkit import data
     from arnkit.defenses import registry
-    from arnkit.pipeline.attack import craft
+    from arnkit.runs.adversarial import craft_set
+    from arnkit.runs.context import RunContext
+    from arnkit.runs.target import with_target
 
     target_fp = (results.get("target") or {}).get("fingerprint")
     classifiers = classifier_records(workspace, target_fp)
     if not classifiers:
         return [], {}
     dataset, split = results["dataset"], results.get("split", "test")
+    ctx = with_target(RunContext.build(dataset, workspace=workspace, seed=int(results.get("seed", 0))))
+    if target_fp and ctx.require_target().fingerprint != target_fp:
+        raise SystemExit(f"seed_spread: the evaluation attacked target {target_fp}, but the workspace's default "
+                         f"target is {ctx.require_target().fingerprint}; --robust-on-target reads evaluations of "
+                         "the workspace's own target only")
     x_all, _, _ = data.load_arrays(dataset, split, data_dir=workspace.data_dir)
     limit = set_limit(results, len(x_all))
     sets = {}
     for attack in results["attacks"]:
-        summary = craft(dataset, attack["key"], split=split, limit=limit, params=attack.get("params") or {},
-                        seed=int(results.get("seed", 0)), workspace=str(workspace.root),
+        adv = craft_set(ctx, attack["key"], split=split, limit=limit, params=attack.get("params") or {},
                         restarts=int(results.get("restarts", 1)))
-        if target_fp and summary.get("target_fingerprint") != target_fp:
-            raise SystemExit(f"seed_spread: {args_hint(results)} attacked target {target_fp}, but the workspace's "
-                             f"default target is {summary.get('target_fingerprint')}; --robust-on-target reads "
-                             "evaluations of the workspace's own target only")
-        if not summary.get("reused"):
+        if not adv.reused:
             print(f"seed_spread: {attack['label']} was not cached for this evaluation; crafted it against the "
                   "target", file=sys.stderr)
-        adv = adversarial_store.load(summary["path"])
         sets[attack["label"]] = (adv.x_adv, adv.labels, x_all[adv.indices])
     predict, seen, members_out, names = {}, {}, {}, {}
     for path, record in classifiers:
