@@ -6,6 +6,7 @@ instances the pipeline builds; the DOA step itself is checked against its closed
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -142,10 +143,11 @@ def test_like_for_like_script_lists_every_affected_row():
     assert not any("mnist" in line for line in plan(PART="lisa"))
 
 
-def test_doas_own_lisa_schedule_is_recorded_and_runs_at_a_constant_rate():
-    """phattacks sign/experiment/sticker_retrain.py: Adam lr .01 (its StepLR of 100 epochs never fires in 5),
-    5 epochs, batch 256, ROA 30 steps of .01, stride 2, 5 candidate windows. bench/doa_lr_pilot.py starts from it;
-    it wrecked our LISA-CNN on val, so LISA's DOA default stays the CPU schedule (docs/results-lisa.md)."""
+def test_doas_own_lisa_schedule_is_recorded_and_lisas_default_is_its_30_epoch_run_chosen_on_val():
+    """phattacks sign/experiment/sticker_retrain.py: Adam lr .01 (its StepLR of 100 epochs never fires), batch 256,
+    ROA 30 steps of .01, stride 2, 5 candidate windows. bench/doa_lr_pilot.py starts from it; its README's 5
+    epochs wrecked our LISA-CNN on val, so LISA's default is 30 epochs with the best val epoch kept and dropout
+    off (the pilot's best row on val, docs/results-lisa.md)."""
     from arnkit import presets
     from arnkit.runs.target import optimizer_for
 
@@ -154,8 +156,11 @@ def test_doas_own_lisa_schedule_is_recorded_and_runs_at_a_constant_rate():
                                                                                            "constant")
     doa = presets.get("lisa").doa
     assert (doa.attack_steps, doa.step_size, doa.stride, doa.candidates) == (30, 0.01, 2, 5)
-    optimizer = optimizer_for(own, total_steps=100)
+    assert doa.recipe == replace(own, epochs=30) and (doa.select_val, doa.dropout) == (381, 0.0)
+    # The other datasets keep the CPU schedule and select nothing (their run folders are unchanged).
+    assert presets.get("mnist").doa.select_val == 0 and presets.get("mnist").doa.dropout is None
+    optimizer = optimizer_for(doa.recipe, total_steps=100)
     assert float(optimizer.learning_rate) == pytest.approx(0.01)  # constant: no schedule object
-    assert "schedule" not in doa.recipe.to_dict() and own.to_dict()["schedule"] == "constant"
+    assert doa.recipe.to_dict()["schedule"] == "constant"
     with pytest.raises(ArnkitError, match="unknown schedule 'cosin'"):
         presets.TargetRecipe(epochs=1, schedule="cosin")

@@ -231,3 +231,25 @@ def test_published_rows_are_the_seed_means_and_arnkit_defenses_lists_them(tmp_pa
                 in str(damaged.value))
     finally:
         arn_recipes.measurements.cache_clear()
+
+
+def test_search_resumes_and_a_gray_only_row_gains_its_white_box_in_place(tmp_path, monkeypatch):
+    search = _bench("recipe_search")
+    calls = []
+
+    def fake_spawn(args, name, seed, out):  # made-up rows: the harness's bookkeeping only
+        calls.append((name, seed, args.white, args.white_limit))
+        row = {"candidate": name, "recipe": "default", "seed": seed, "gray": {"clean": 1.0}}
+        return {**row, "white": {"pgd_n": 50.0}, "white_worst_case": 50.0} if args.white else row
+
+    monkeypatch.setattr(search, "spawn", fake_spawn)
+    argv = ["--workspace", str(tmp_path), "--only", "recipe:default,recipe:paper"]
+    search.main(argv)
+    search.main(argv)  # everything finished: nothing runs again
+    assert calls == [("recipe:default", 0, False, 100), ("recipe:paper", 0, False, 100)]
+    search.main([*argv, "--white", "--white-limit", "20"])
+    search.main([*argv, "--white"])
+    assert calls[2:] == [("recipe:default", 0, True, 20), ("recipe:paper", 0, True, 20)]
+    rows = json.loads((tmp_path / "recipe-search" / "mnist-val.json").read_text())["rows"]
+    assert [(r["candidate"], r["white_worst_case"]) for r in rows] == [("recipe:default", 50.0),
+                                                                      ("recipe:paper", 50.0)]
