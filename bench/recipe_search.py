@@ -49,6 +49,9 @@ LEVERS: list[tuple[str, dict[str, Any]]] = [
     ("guide=10", {"guide_weight": 10.0}),
     ("batch=32", {"batch_size": 32}),
     ("steps=1500", {"steps": 1500}),
+    # `--adaptive` on default: the settings of recipe:adaptive, in the run folder `arnkit train --adaptive` uses
+    # (a recipe's name keys its folder), so a workspace's adaptive run is reused. The adaptive levers vary it.
+    ("adaptive", {"adaptive": True}),
     ("adaptive_share=1", {"adaptive": True, "config_overrides": {"adaptive_share": 1.0}}),
     ("adaptive_steps=10", {"adaptive": True, "config_overrides": {"adaptive_steps": 10}}),
     ("adaptive_guide=0", {"adaptive": True, "config_overrides": {"adaptive_guide_weight": 0.0}}),
