@@ -80,7 +80,8 @@ def train(
     roa: Annotated[str | None, typer.Option("--roa", help="doa: the rectangle, HxW pixels (7x7, or 9x5).")] = None,
     select_val: Annotated[int | None, typer.Option(
         "--select-val", help="doa: keep the epoch with the lowest ROA error on the first N validation images, as "
-                             "DOA keeps its best epoch (0 = the last epoch).")] = None,
+                             "DOA keeps its best epoch (0 = the last epoch; default: the preset's, 381 on LISA, "
+                             "else 0).")] = None,
     guide_layer: Annotated[str | None, typer.Option(
         "--guide-layer", help="hgd: logits (LGD, default) or a target layer name (FGD).")] = None,
     eval_limit: Annotated[int | None, typer.Option(
