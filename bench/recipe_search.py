@@ -64,6 +64,8 @@ LEVERS: list[tuple[str, dict[str, Any]]] = [
     ("residual_unet+families", {"adaptive": True, "config_overrides": {
         "generator": "residual_unet", "adaptive_families": ("pgd_linf", "pgd_l2", "flow")}}),
 ]
+# Tables 1-2's column order (MNIST), for the lever table.
+COLUMN_ORDER = {k: i for i, k in enumerate(GRAY["mnist"].split(","))}
 SMOKE = {"steps": 2, "width": "tiny", "pool_size": 32, "batch_size": 16, "eval_limit": 16}
 SMOKE_LEVERS = ("cosine",)
 CSV_COLUMNS = ("candidate", "recipe", "seed", "gray_worst_column", "gray_worst_value", "white_worst_case",
@@ -169,6 +171,41 @@ def write(out: Path, stem: str, results: dict[str, Any]) -> None:
     write_bytes_atomic(out / f"{stem}.csv", buffer.getvalue().encode())
 
 
+def merged(rows: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` with `other`'s rows added, each replacing the row of the same (candidate, seed)."""
+    theirs = {(r["candidate"], r["seed"]) for r in other}
+    return [r for r in rows if (r["candidate"], r["seed"]) not in theirs] + list(other)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The lever table (markdown): one line per candidate, the mean over its seeds of each gray-box column, the
+    worst column, the white-box worst case (on its images) and ARN's training minutes; NONE first."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["candidate"]].append(row)
+    if not grouped:
+        return "(no rows)"
+    labels = [k for k in next(iter(grouped.values()))[0]["gray"] if k != "worst case"]
+    labels = ["clean", *sorted((k for k in labels if k != "clean"), key=lambda k: COLUMN_ORDER.get(k, 99))]
+
+    def mean(values: list[float | None]) -> str:
+        known = [v for v in values if v is not None]
+        return f"{sum(known) / len(known):.2f}" if known and len(known) == len(values) else "-"
+
+    lines = ["| candidate | seeds | " + " | ".join(labels) + " | worst column | white worst case (images) "
+             "| ARN minutes |", "|---" * (len(labels) + 5) + "|"]
+    first = next(iter(grouped.values()))[0]
+    lines.append("| NONE | | " + " | ".join(f"{first['gray_none'][k]:.2f}" for k in labels) + " | | | |")
+    for name, group in grouped.items():
+        white = mean([r.get("white_worst_case") for r in group])
+        images = group[0].get("white_limit")
+        lines.append(f"| {name} | {len(group)} | " + " | ".join(mean([r["gray"][k] for r in group]) for k in labels)
+                     + f" | {group[0]['gray_worst_column']} {mean([r['gray_worst_value'] for r in group])} | "
+                     + (f"{white} ({images})" if white != "-" else "-")
+                     + f" | {mean([r['train_minutes'] for r in group])} |")
+    return "\n".join(lines)
+
+
 def published_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The named recipes' rows of a search (candidates `recipe:NAME`), each the mean over its seeds: gray error per
     column, the white-box worst case when scored, ARN's training minutes. Levers are not recipes: not published."""
@@ -226,6 +263,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true",
                         help="synthetic data, 2 tiny steps, 16 images, few candidates: checks the harness only")
     parser.add_argument("--list", action="store_true", help="print the candidates and exit")
+    parser.add_argument("--merge", default="", help="take the rows of another search's JSON into this one "
+                                                     "(a row there replaces the same candidate and seed here)")
+    parser.add_argument("--table", action="store_true", help="print the lever table (markdown) and exit")
     parser.add_argument("--publish", action="store_true",
                         help="write the finished recipe:NAME rows (mean over seeds) into "
                              "arnkit/defenses/recipe_measurements.json, where `arnkit defenses` lists them")
@@ -256,6 +296,14 @@ def main(argv: list[str]) -> None:
     stem = f"{args.dataset}-{args.split}"
     path = out / f"{stem}.json"
     results = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    if args.merge:
+        # Two searches run side by side write two folders (--out); this takes the other's rows into this one,
+        # a row of the other replacing the same (candidate, seed) here.
+        results["rows"] = merged(results["rows"], json.loads(Path(args.merge).read_text())["rows"])
+        write(out, stem, results)
+    if args.table:
+        print(table(results["rows"]))
+        return
     if args.publish:
         from arnkit.defenses.arn_recipes import MEASUREMENTS
 

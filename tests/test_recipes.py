@@ -253,3 +253,27 @@ def test_search_resumes_and_a_gray_only_row_gains_its_white_box_in_place(tmp_pat
     rows = json.loads((tmp_path / "recipe-search" / "mnist-val.json").read_text())["rows"]
     assert [(r["candidate"], r["white_worst_case"]) for r in rows] == [("recipe:default", 50.0),
                                                                       ("recipe:paper", 50.0)]
+
+
+def test_merge_replaces_the_same_pairs_and_the_table_shows_seed_means(tmp_path, capsys):
+    search = _bench("recipe_search")
+    # made-up rows (not measurements): two seeds of one candidate, a white box on one only
+    gray = {"clean": 1.0, "pgd_n": 2.0, "aa_n": 4.0, "worst case": 4.0}
+    row = {"recipe": "default", "gray_none": {**gray, "pgd_n": 100.0}, "gray_worst_column": "aa_n",
+           "train_minutes": 10.0}
+    mine = [{**row, "candidate": "recipe:default", "seed": 0, "gray": gray, "gray_worst_value": 4.0},
+            {**row, "candidate": "recipe:default", "seed": 1, "gray": {**gray, "aa_n": 6.0}, "gray_worst_value": 6.0}]
+    theirs = [{**mine[0], "white_worst_case": 30.0, "white_limit": 100}]
+    assert search.merged(mine, theirs) == [mine[1], theirs[0]]
+    lines = search.table(search.merged(mine, theirs)).splitlines()
+    assert lines[0].startswith("| candidate | seeds | clean | pgd_n | aa_n | worst column")  # Table 1's order
+    assert lines[2] == "| NONE | | 1.00 | 100.00 | 4.00 | | | |"
+    # the white box is shown only where every seed has one
+    assert lines[3] == "| recipe:default | 2 | 1.00 | 2.00 | 5.00 | aa_n 5.00 | - | 10.00 |"
+    (tmp_path / "recipe-search").mkdir()
+    (tmp_path / "recipe-search" / "mnist-val.json").write_text(json.dumps({"rows": mine[1:]}))
+    (tmp_path / "other.json").write_text(json.dumps({"rows": theirs}))
+    search.main(["--workspace", str(tmp_path), "--merge", str(tmp_path / "other.json"), "--table"])
+    assert "| recipe:default | 2 |" in capsys.readouterr().out
+    stored = json.loads((tmp_path / "recipe-search" / "mnist-val.json").read_text())["rows"]
+    assert [(r["seed"], r.get("white_worst_case")) for r in stored] == [(1, None), (0, 30.0)]
