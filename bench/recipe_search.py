@@ -126,10 +126,10 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> dict[str, Any]:
     if args.white:
         # White box on the first --white-limit images: AutoAttack and 5 restarts of PGD-100 through ARN cost
         # about 100x a gray-box column on 2 cores.
+        row["white_limit"] = args.white_limit or args.limit
         white = evaluate(attack=args.white_attacks, defenses=[record["defense_path"]], threat_model="white",
                          iterations=args.white_iterations, restarts=args.white_restarts,
-                         **{**common, "limit": args.white_limit or args.limit})
-        row["white_limit"] = args.white_limit or args.limit
+                         **{**common, "limit": row["white_limit"]})
         mine = [r for r in white["rows"] if r["defense"] != "none"]
         row["white"] = {r["label"]: r["error"] for r in mine}
         attacks = [r["error"] for r in mine if r["attack"] not in ("clean", "worst_case")]
@@ -177,6 +177,12 @@ def merged(rows: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[dict
     return [r for r in rows if (r["candidate"], r["seed"]) not in theirs] + list(other)
 
 
+def seed_mean(values: list[float | None]) -> float | None:
+    """The mean over a candidate's seeds, or None unless every seed has the value (a partial mean would mislead)."""
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known and len(known) == len(values) else None
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The lever table (markdown): one line per candidate, the mean over its seeds of each gray-box column, the
     worst column, the white-box worst case (on its images) and ARN's training minutes; NONE first."""
@@ -189,8 +195,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     labels = ["clean", *sorted((k for k in labels if k != "clean"), key=lambda k: COLUMN_ORDER.get(k, 99))]
 
     def mean(values: list[float | None]) -> str:
-        known = [v for v in values if v is not None]
-        return f"{sum(known) / len(known):.2f}" if known and len(known) == len(values) else "-"
+        value = seed_mean(values)
+        return "-" if value is None else f"{value:.2f}"
 
     lines = ["| candidate | seeds | " + " | ".join(labels) + " | worst column | white worst case (images) "
              "| ARN minutes |", "|---" * (len(labels) + 5) + "|"]
@@ -199,8 +205,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     for name, group in grouped.items():
         white = mean([r.get("white_worst_case") for r in group])
         images = group[0].get("white_limit")
-        lines.append(f"| {name} | {len(group)} | " + " | ".join(mean([r["gray"][k] for r in group]) for k in labels)
-                     + f" | {group[0]['gray_worst_column']} {mean([r['gray_worst_value'] for r in group])} | "
+        # the worst column of the seed means (each seed's own worst column may differ)
+        means = {k: seed_mean([r["gray"][k] for r in group]) for k in labels}
+        attacked = {k: v for k, v in means.items() if k != "clean" and v is not None}
+        worst = max(attacked, key=attacked.get) if attacked else None
+        lines.append(f"| {name} | {len(group)} | " + " | ".join(mean([means[k]]) for k in labels)
+                     + (f" | {worst} {attacked[worst]:.2f} | " if worst else " | - | ")
                      + (f"{white} ({images})" if white != "-" else "-")
                      + f" | {mean([r['train_minutes'] for r in group])} |")
     return "\n".join(lines)
@@ -215,11 +225,11 @@ def published_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             grouped[(row["recipe"], row.get("dataset") or results.get("dataset", ""), row["split"])].append(row)
     out = []
     for (recipe, dataset, split), rows in grouped.items():
-        columns = {label: round(sum(r["gray"][label] for r in rows) / len(rows), 2) for label in rows[0]["gray"]}
-        whites = [r["white_worst_case"] for r in rows if r.get("white_worst_case") is not None]
-        if len(whites) == len(rows):
-            columns["white_worst_case"] = round(sum(whites) / len(whites), 2)
-        columns["train_minutes"] = round(sum(r["train_minutes"] for r in rows) / len(rows), 1)
+        columns = {label: round(seed_mean([r["gray"][label] for r in rows]), 2) for label in rows[0]["gray"]}
+        white = seed_mean([r.get("white_worst_case") for r in rows])
+        if white is not None:
+            columns["white_worst_case"] = round(white, 2)
+        columns["train_minutes"] = round(seed_mean([r["train_minutes"] for r in rows]), 1)
         last = rows[-1]
         out.append({"recipe": recipe, "dataset": dataset, "split": split, "columns": columns,
                     "command": last["command"], "machine": f"{last['cpu']} (avx512f: {'yes' if last['avx512f'] else 'no'})",

@@ -164,3 +164,16 @@ def test_doas_own_lisa_schedule_is_recorded_and_lisas_default_is_its_30_epoch_ru
     assert doa.recipe.to_dict()["schedule"] == "constant"
     with pytest.raises(ArnkitError, match="unknown schedule 'cosin'"):
         presets.TargetRecipe(epochs=1, schedule="cosin")
+
+
+def test_at_pgd_schedule_pilot_parses_its_grid_and_refuses_a_bad_entry_in_one_line():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("at_pgd_schedule", Path(__file__).resolve().parents[1] / "bench" / "at_pgd_schedule.py")
+    pilot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pilot)
+    assert pilot.parse_schedules("4:10:0.04, 3:40:0.01,") == [(4, 10, 0.04), (3, 40, 0.01)]
+    for bad in ("4:10", "four:10:0.04", "4:10:x"):
+        with pytest.raises(SystemExit, match=r"bad schedule .*EPOCHS:STEPS:STEP_SIZE") as raised:
+            pilot.parse_schedules(bad)
+        assert "\n" not in str(raised.value)

@@ -270,6 +270,9 @@ def test_merge_replaces_the_same_pairs_and_the_table_shows_seed_means(tmp_path, 
     assert lines[2] == "| NONE | | 1.00 | 100.00 | 4.00 | | | |"
     # the white box is shown only where every seed has one
     assert lines[3] == "| recipe:default | 2 | 1.00 | 2.00 | 5.00 | aa_n 5.00 | - | 10.00 |"
+    # the worst column is that of the seed means, not of the first seed (seed 0 alone: pgd_n 5 > aa_n 4)
+    split = [{**mine[0], "gray": {**gray, "pgd_n": 5.0}}, {**mine[1], "gray": {**gray, "pgd_n": 1.0, "aa_n": 8.0}}]
+    assert search.table(split).splitlines()[3] == "| recipe:default | 2 | 1.00 | 3.00 | 6.00 | aa_n 6.00 | - | 10.00 |"
     (tmp_path / "recipe-search").mkdir()
     (tmp_path / "recipe-search" / "mnist-val.json").write_text(json.dumps({"rows": mine[1:]}))
     (tmp_path / "other.json").write_text(json.dumps({"rows": theirs}))
