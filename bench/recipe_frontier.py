@@ -3,9 +3,10 @@ minutes, one point per candidate (mean over its seeds), the default recipe marke
 
     python bench/recipe_frontier.py WS/recipe-search/mnist-val.json [OUT.png]
 
-x: the gray-box worst column (error %); y: the white-box worst case (error %; the gray worst column again when
-the search ran without --white, said in the title); colour: ARN training minutes. A point on the frontier is
-one no other candidate beats on all three.
+x: the gray-box worst column (error %); y: the white-box worst case (error %); colour: ARN training minutes. A
+candidate whose white box was not run sits as a hollow marker in a band above 100% ("white box not run"): it
+is on no frontier, because its third axis is unknown. When no candidate has a white box, y is the gray worst
+column again, said on the axis. A point on the frontier is one no other candidate beats on all three.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+NOT_RUN = 104.0  # the y of a candidate without a white box: a band above any error rate
 
 
 def means(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -39,6 +41,9 @@ def frontier(points: dict[str, dict[str, float]]) -> set[str]:
     def axes(p: dict[str, float]) -> tuple[float, float, float]:
         return (p["gray"], p["white"] if p["white"] is not None else p["gray"], p["minutes"])
 
+    # with some white boxes run, only the candidates that have one can be compared on all three axes
+    if any(p["white"] is not None for p in points.values()):
+        points = {name: p for name, p in points.items() if p["white"] is not None}
     keep = set()
     for name, p in points.items():
         mine = axes(p)
@@ -61,14 +66,25 @@ def plot(results_path: str | Path, png: str | Path | None = None) -> Path:
     points = means(results["rows"])
     if not points:
         raise SystemExit(f"{results_path} has no rows yet; run bench/recipe_search.py first")
-    white = all(p["white"] is not None for p in points.values())
+    white = any(p["white"] is not None for p in points.values())
     best = frontier(points)
     fig, ax = plt.subplots(figsize=(7, 5))
     xs = [p["gray"] for p in points.values()]
-    ys = [p["white"] if white else p["gray"] for p in points.values()]
-    dots = ax.scatter(xs, ys, c=[p["minutes"] for p in points.values()], cmap="viridis", s=60,
-                      edgecolors=["red" if n in best else "none" for n in points])
-    fig.colorbar(dots, ax=ax, label="ARN training minutes")
+    ys = [(p["white"] if p["white"] is not None else NOT_RUN) if white else p["gray"] for p in points.values()]
+    measured = [not white or p["white"] is not None for p in points.values()]
+    minutes = [p["minutes"] for p in points.values()]
+    norm = matplotlib.colors.Normalize(min(minutes), max(minutes))
+    ax.scatter([x for x, m in zip(xs, measured, strict=True) if m],
+               [y for y, m in zip(ys, measured, strict=True) if m],
+               c=[t for t, m in zip(minutes, measured, strict=True) if m], cmap="viridis", norm=norm, s=60,
+               edgecolors=["red" if n in best else "none" for n, m in zip(points, measured, strict=True) if m])
+    if not all(measured):
+        colours = matplotlib.colormaps["viridis"](norm([t for t, m in zip(minutes, measured, strict=True) if not m]))
+        ax.scatter([x for x, m in zip(xs, measured, strict=True) if not m], [NOT_RUN] * measured.count(False),
+                   facecolors="none", edgecolors=colours, s=60)
+        ax.axhline(100.5, color="grey", lw=0.5, ls="--")
+        ax.text(ax.get_xlim()[0], NOT_RUN + 1.5, "white box not run", fontsize=7, color="grey")
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="ARN training minutes")
     for (name, _), x, y in zip(points.items(), xs, ys, strict=True):
         label = name + (" (default)" if name == f"recipe:{DEFAULT_RECIPE}" else "")
         ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points",

@@ -185,6 +185,26 @@ def test_search_covers_every_recipe_and_the_frontier_keeps_the_undominated():
     rows = [{"candidate": "a", "gray_worst_value": 1.0, "white_worst_case": 4.0, "train_minutes": 2.0},
             {"candidate": "a", "gray_worst_value": 3.0, "white_worst_case": None, "train_minutes": 4.0}]
     assert plot.means(rows)["a"] == {"gray": 2.0, "white": None, "minutes": 3.0, "seeds": 2}
+    # with some white boxes run, a candidate without one is on no frontier (its third axis is unknown)
+    partial = {**points, "d": {"gray": 0.5, "white": None, "minutes": 1.0}}
+    assert plot.frontier(partial) == {"a", "c"}
+    # with none run, the gray column stands in for the white box: d (0.5, -, 1 minute) beats all
+    assert plot.frontier({k: {**p, "white": None} for k, p in partial.items()}) == {"d"}
+
+
+def test_frontier_png_draws_a_partial_white_box(tmp_path):
+    from PIL import Image
+
+    plot = _bench("recipe_frontier")
+    # made-up rows (not measurements): one candidate with a white box, one without
+    common = {"seed": 0, "split": "val", "cpu": "Some CPU", "date": "2026-12-07", "train_minutes": 5.0}
+    rows = [{**common, "candidate": "recipe:default", "gray_worst_value": 40.0, "white_worst_case": 99.0},
+            {**common, "candidate": "default+adaptive", "gray_worst_value": 60.0, "white_worst_case": None,
+             "train_minutes": 50.0}]
+    (tmp_path / "r.json").write_text(json.dumps({"rows": rows}))
+    out = plot.plot(tmp_path / "r.json", tmp_path / "f.png")
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > 300
 
 
 def test_published_rows_are_the_seed_means_and_arnkit_defenses_lists_them(tmp_path, monkeypatch):
