@@ -172,6 +172,22 @@ def _bench(name: str):
     return module
 
 
+def test_every_search_candidate_resolves_to_a_valid_config():
+    from arnkit.defenses.arn.config import ARNConfig
+    from arnkit.defenses.arn.recipe import recipe_config
+    from arnkit.runs.context import RunContext
+
+    ctx = RunContext.build("mnist", require_data=False)
+    for name, recipe, options in _bench("recipe_search").candidates():
+        flags = {k: v for k, v in options.items() if k != "config_overrides"}
+        config, *_ = recipe_config(ctx, arn_recipes.resolve(recipe, flags, options.get("config_overrides")))
+        assert ARNConfig.from_dict(config.to_dict()) == config, name
+        for field, value in (options.get("config_overrides") or {}).items():
+            assert getattr(config, field) == value, (name, field)
+        if name.startswith("paper+"):  # a combination keeps its recipe's pins (lr 1e-4, no guidance)
+            assert config.learning_rate == 1e-4 and not config.guide_weight, name
+
+
 def test_search_covers_every_recipe_and_the_frontier_keeps_the_undominated():
     search, plot = _bench("recipe_search"), _bench("recipe_frontier")
     names = [name for name, _, _ in search.candidates()]
