@@ -176,3 +176,13 @@ def test_closing_report_is_the_gray_box_evaluation(ctx):
 
     assert Path(record["files"]["json"]).parent == Path(same["files"]["json"]).parent
     assert timeless(record) == timeless(same)
+
+    # on val (a benchmark choosing a setting): val images, the folder `arnkit evaluate --split val` uses
+    val_rows, val_record = closing_report(ctx, resolved, ["fgsm", "pgd_n"], limit=32, split="val")
+    val_same = evaluate("synthetic", "fgsm,pgd_n", defenses=[ResolvedDefense(no_defense(), "none"), resolved],
+                        threat_model="gray", limit=32, sanity_checks=False, seed=0, target_seed=0, split="val",
+                        workspace=ctx.workspace.root)
+    assert val_record["split"] == "val" and record["split"] == "test"
+    assert Path(val_record["files"]["json"]).parent == Path(val_same["files"]["json"]).parent
+    assert Path(val_record["files"]["json"]).parent != Path(record["files"]["json"]).parent
+    assert timeless(val_record) == timeless(val_same) and val_rows != rows

@@ -115,13 +115,13 @@ def evaluate(
 
 
 def closing_report(dataset: str, attack_keys: list[str], defense: ResolvedDefense, *, limit: int, seed: int,
-                   workspace: str | Path, progress: Progress | None = None
+                   workspace: str | Path, progress: Progress | None = None, split: str = "test"
                    ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """The report a training run closes with (`arnkit.runs.scoring.closing_report`), for library callers: gray
-    box, the new defense beside NONE on clean and seen-attack test images of the workspace's seed-0 target.
+    box, the new defense beside NONE on clean and seen-attack `split` images of the workspace's seed-0 target.
     Returns ({label: {"none": error %, <defense name>: error %}}, the evaluation record)."""
     ctx = with_target(RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress))
-    return scoring.closing_report(ctx, defense, list(attack_keys), limit=limit)
+    return scoring.closing_report(ctx, defense, list(attack_keys), limit=limit, split=split)
 
 
 def run_evaluation(dataset: str = "mnist", attack: str | None = None, *, ablation: bool = False,

@@ -92,9 +92,10 @@ CLI_OPTIONS = ("seen", "steps", "width", "objective", "batch_size", "pool_size",
 
 
 def evaluate_gray_box(dataset: str, attack_keys: list[str], preprocessor: Any, *, limit: int, seed: int,
-                      workspace: str | Path | None, progress: Progress | None = None, fingerprint: str | None = None
-                      ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """ARN's closing report for a pre-processor, for benchmarks that score snapshots:
+                      workspace: str | Path | None, progress: Progress | None = None, fingerprint: str | None = None,
+                      split: str = "test") -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """ARN's closing report for a pre-processor on `split` ('val' to choose a setting), for benchmarks that score
+    snapshots:
     ({row: {"none": error %, "arn": error %}}, the evaluation record)."""
     from arnkit.fingerprint import model_fingerprint
     from arnkit.runs.defense import Defense
@@ -102,7 +103,7 @@ def evaluate_gray_box(dataset: str, attack_keys: list[str], preprocessor: Any, *
     ctx = with_target(RunContext.build(dataset, workspace=workspace, seed=seed, progress=progress))
     defense = ResolvedDefense(Defense("arn", "preprocessor", preprocessor), fingerprint or model_fingerprint(preprocessor),
                               list(attack_keys))
-    return closing_report(ctx, defense, list(attack_keys), limit=limit)
+    return closing_report(ctx, defense, list(attack_keys), limit=limit, split=split)
 
 
 __all__ = ["CLI_OPTIONS", "DEFAULT_BATCH", "STRATEGIES", "NullProgress", "check_backend_options",

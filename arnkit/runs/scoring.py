@@ -124,10 +124,11 @@ def image_limit(limit: int | None, info: Any, split: str = "test") -> int:
 
 
 def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys: list[str], *,
-                   limit: int | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Score `resolved` (NONE included if wanted) on clean test images and on `attack_keys` crafted against
-    the context's target at the dataset's budgets; write the tables under evaluations/ and return the record
-    (the same record `arnkit evaluate --threat-model gray --no-sanity` writes)."""
+                   limit: int | None = None, seed: int | None = None, split: str = "test") -> dict[str, Any]:
+    """Score `resolved` (NONE included if wanted) on clean `split` images ('test', or 'val' to choose a setting)
+    and on `attack_keys` crafted against the context's target at the dataset's budgets; write the tables under
+    evaluations/ and return the record (the same record `arnkit evaluate --threat-model gray --no-sanity
+    --split SPLIT` writes)."""
     started = time.perf_counter()
     target = ctx.require_target()
     classifier, seed = target.model, ctx.seed if seed is None else int(seed)
@@ -136,14 +137,14 @@ def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys
     if not keys:
         raise ArnkitError("gray-box scoring needs at least one attack")
     n_limit = image_limit(limit, meta)
-    x, y, _ = data.load_arrays(meta.name, "test", limit=n_limit or None, data_dir=ws.data_dir)
+    x, y, _ = data.load_arrays(meta.name, split, limit=n_limit or None, data_dir=ws.data_dir)
 
     rows = clean_rows(resolved, classifier, x, y, threat)
     wrong: dict[str, dict[str, np.ndarray]] = {r.defense.name: {} for r in resolved}
     grid_source, restored_for_grid = None, {}
     for key in keys:
         start = time.perf_counter()
-        adv = craft_set(ctx, key, split="test", limit=n_limit, params={}, seed=seed, model=classifier,
+        adv = craft_set(ctx, key, split=split, limit=n_limit, params={}, seed=seed, model=classifier,
                         fingerprint=target.fingerprint)
         crafted_seconds = float(adv.attrs.get("seconds", 0.0))
         for r in resolved:
@@ -165,12 +166,14 @@ def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys
     spec_record = {"dataset": meta.name, "threat_model": threat, "attacks": keys,
                    "defenses": [r.tag for r in resolved], "target": target.fingerprint, "limit": n_limit,
                    "iterations": None, "surrogate": "", "seed": seed, "sanity": False}
+    if split != "test":  # keyed as evaluation/write.py keys it: the same folder as `arnkit evaluate --split`
+        spec_record["split"] = split
     attack_name = keys[0] if len(keys) == 1 else f"{len(keys)}attacks"
     out_dir = ws.artifact("evaluations", f"{meta.name}-{threat}-{attack_name}", spec_record, "d")
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "title": f"{meta.name}: error rates (%) under the {threat} threat model",
-        "dataset": meta.name, "threat_model": threat, "split": "test", "n": len(x), "seed": seed, "restarts": 1,
+        "dataset": meta.name, "threat_model": threat, "split": split, "n": len(x), "seed": seed, "restarts": 1,
         "target": {"model": target.record.model, "fingerprint": target.fingerprint, "path": target.path},
         "cross_model": False, "defenses": [r.describe() for r in resolved], "surrogate": None,
         "attacks": [{"key": k, "label": k, "params": {}, "iterations": [None], "budget": attack_budget(k, meta)}
@@ -185,14 +188,14 @@ def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys
 
 
 def closing_report(ctx: RunContext, defense: ResolvedDefense, attack_keys: list[str], *, limit: int | None,
-                   seed: int | None = None) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+                   seed: int | None = None, split: str = "test") -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """The report a training run closes with: gray box, the new defense beside NONE on clean and seen-attack
-    test images of the context's target. Returns ({label: {"none": error %, <defense name>: error %}},
-    the evaluation record)."""
+    `split` images of the context's target (benchmarks that pick a setting pass 'val'). Returns ({label:
+    {"none": error %, <defense name>: error %}}, the evaluation record)."""
     from arnkit.runs.defense import no_defense
 
     result = score_gray_box(ctx, [ResolvedDefense(no_defense(), "none"), defense], attack_keys, limit=limit,
-                            seed=seed)
+                            seed=seed, split=split)
     rows: dict[str, dict[str, float]] = {}
     for row in result["rows"]:
         if row["label"] != "worst case":
