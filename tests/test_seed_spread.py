@@ -142,3 +142,24 @@ def test_robust_transfer_refuses_several_seeds_of_one_recipe(tmp_path):
     with pytest.raises(SystemExit) as refused:
         module.crafted_on_target(tmp_path, paths)
     assert "several runs of one recipe (seeds?)" in str(refused.value) and "--robust-on-target" in str(refused.value)
+
+
+def test_seeds_script_scores_only_the_runs_it_trained_on_test():
+    """A recipe search's candidates share the workspace: `--defense all` would score them on test."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "seeds.sh"
+
+    def plan(*args: str, **env: str) -> list[str]:
+        return subprocess.run(["bash", str(script), *args], cwd=script.parents[1], capture_output=True, text=True,
+                              env={"DRY_RUN": "1", "PATH": "/usr/bin:/bin", **env}, check=True).stdout.splitlines()
+
+    lines = plan("mnist", "WS", "1,2", ROWS="adaptive,at_pgd")
+    trains = [line for line in lines if line.startswith("arnkit train")]
+    assert len(trains) == 4 and all("--eval-limit 16" in line for line in trains)
+    assert sum("--adaptive" in line for line in trains) == 2
+    [evaluation] = [line for line in lines if line.startswith("arnkit evaluate")]
+    assert "--defense none,<run 1>,<run 2>,<run 3>,<run 4> " in evaluation and "--split test" in evaluation
+    assert "--defense all" not in "\n".join(lines)
+    [given] = [line for line in plan("lisa", "WS", ROWS="-", DEFENSES="none,a.keras") if "evaluate" in line]
+    assert "--defense none,a.keras --attack ap1,ap2,ap3,ap4 --split test --limit 0" in given
