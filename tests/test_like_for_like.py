@@ -177,3 +177,14 @@ def test_at_pgd_schedule_pilot_parses_its_grid_and_refuses_a_bad_entry_in_one_li
         with pytest.raises(SystemExit, match=r"bad schedule .*EPOCHS:STEPS:STEP_SIZE") as raised:
             pilot.parse_schedules(bad)
         assert "\n" not in str(raised.value)
+
+
+def test_mnist_at_pgd_default_is_the_schedule_chosen_on_val():
+    """bench/at_pgd_schedule.py on the first 1,000 val images (docs/benchmarks.md): PGD-10 of .04 for 10 epochs
+    had the lowest PGD_N error of the four schedules; LISA and colour datasets keep their own row."""
+    from arnkit import presets
+
+    at = presets.get("mnist").at_pgd
+    assert (at.recipe.epochs, at.eps, at.attack_steps, at.step_size) == (10, 0.3, 10, 0.04)
+    assert (at.recipe.optimizer, at.recipe.learning_rate) == ("adam", 5e-4)
+    assert presets.get("lisa").at_pgd.recipe.epochs == 10 and presets.get("lisa").at_pgd.attack_steps == 10
