@@ -186,3 +186,6 @@ def test_closing_report_is_the_gray_box_evaluation(ctx):
     assert Path(val_record["files"]["json"]).parent == Path(val_same["files"]["json"]).parent
     assert Path(val_record["files"]["json"]).parent != Path(record["files"]["json"]).parent
     assert timeless(val_record) == timeless(val_same) and val_rows != rows
+    too_many = ctx.info.split_sizes["val"] + 1  # checked against val's size, before any crafting
+    with pytest.raises(ArnkitError, match=f"--limit {too_many} is larger than the synthetic val split"):
+        closing_report(ctx, resolved, ["fgsm"], limit=too_many, split="val")

@@ -136,7 +136,7 @@ def score_gray_box(ctx: RunContext, resolved: list[ResolvedDefense], attack_keys
     keys = [str(k).lower() for k in attack_keys]
     if not keys:
         raise ArnkitError("gray-box scoring needs at least one attack")
-    n_limit = image_limit(limit, meta)
+    n_limit = image_limit(limit, meta, split)
     x, y, _ = data.load_arrays(meta.name, split, limit=n_limit or None, data_dir=ws.data_dir)
 
     rows = clean_rows(resolved, classifier, x, y, threat)
