@@ -1,4 +1,4 @@
-"""Tables 1-2 of the paper (MNIST, LeNet) from a workspace's `arnkit evaluate --defense all` results, beside the
+"""Tables 1-2 of the paper (MNIST, LeNet) from a workspace's `arnkit evaluate` results (bench/eval_mnist_baselines.sh), beside the
 paper's numbers, as markdown:
 
     python bench/baselines_tables.py WORKSPACE

@@ -2,10 +2,12 @@
 one's training time, phases, closing report and the machine (CPU flags included).
 
     python bench/train_mnist_baselines.py WORKSPACE [ROW,ROW...]     # results in WORKSPACE/bench-baselines.json
+    python bench/train_mnist_baselines.py WORKSPACE --paths          # print none,<their .keras>; train nothing
 
 Rows already trained in the workspace are reused (their recorded times are the original run's). Then
-`arnkit evaluate --workspace WORKSPACE --defense all --attack all` puts them side by side
-(bench/eval_mnist_baselines.sh).
+bench/eval_mnist_baselines.sh and bench/like_for_like.sh put NONE and exactly these rows side by side
+(`--paths`), never `--defense all`: a workspace may also hold search candidates or pilots, which the test split
+must not score.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ ROWS = [
 ]
 
 
+def paths(workspace: str) -> str:
+    """"none,<exported file of each trained row>", in the rows' order, from WORKSPACE/bench-baselines.json."""
+    out_path = Path(workspace) / "bench-baselines.json"
+    if not out_path.exists():
+        raise SystemExit(f"train_mnist_baselines: {out_path} is missing; train the rows first: "
+                         f"python bench/train_mnist_baselines.py {workspace}")
+    results = json.loads(out_path.read_text())
+    return ",".join(["none", *(results[name]["defense_path"] for name, _, _ in ROWS if name in results)])
+
+
 def main(workspace: str, only: str = "") -> None:
     wanted = {name.strip() for name in only.split(",") if name.strip()}
     out_path = Path(workspace) / "bench-baselines.json"
@@ -55,4 +67,7 @@ def main(workspace: str, only: str = "") -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")
+    if sys.argv[2:3] == ["--paths"]:
+        print(paths(sys.argv[1]))
+    else:
+        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")

@@ -5,6 +5,7 @@ instances the pipeline builds; the DOA step itself is checked against its closed
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -124,8 +125,13 @@ def test_like_for_like_script_lists_every_affected_row():
 
     lines = plan()
     assert all(line.startswith("arnkit ") for line in lines)  # a dry run runs nothing
-    assert any("evaluate --dataset mnist" in line and "--defense all" in line
-               and "--attack fwa_n,fwa_n@0.4,fwa_n@0.5" in line for line in lines)
+    assert any("evaluate --dataset mnist" in line and "--defense none,<the rows of MNIST_WS/bench-baselines.json>"
+               in line and "--attack fwa_n,fwa_n@0.4,fwa_n@0.5" in line for line in lines)
+    # every evaluation names its rows: `--defense all` would score a workspace's pilots on the test split too
+    assert not any("--defense all" in line for line in lines)
+    lisa_evals = [line for line in lines if line.startswith("arnkit evaluate --dataset lisa")]
+    assert len(lisa_evals) == 2 and all("--defense none,<run 1>,<run 2>,<run 3>,<run 4>,<run 5>,<run 6> " in line
+                                        for line in lisa_evals)
     # NONE comes with every evaluation; the paper's other five LISA rows are trained, and ARN's paper recipe
     # beside its default one, so LISA's recipe is chosen on val
     lisa = "arnkit train --dataset lisa --workspace LISA_WS "
@@ -136,7 +142,7 @@ def test_like_for_like_script_lists_every_affected_row():
     assert all("--eval-limit 16" in line for line in lines if line.startswith("arnkit train"))
     evals = [line for line in lines if line.startswith("arnkit evaluate --dataset lisa")]
     assert [e.split("--split ")[1].split()[0] for e in evals] == ["val", "test"]
-    assert all("--defense all --attack ap1,ap2,ap3,ap4" in e and "--limit 0" in e for e in evals)
+    assert all("--attack ap1,ap2,ap3,ap4" in e and "--limit 0" in e for e in evals)
     longer = [line for line in plan(LONG="1") if line.startswith("arnkit evaluate --dataset lisa")]
     assert len(longer) == 3 and "--split test" in longer[2] and "--iterations 1000" in longer[2]
     assert not any("lisa" in line for line in plan(PART="mnist"))
@@ -173,10 +179,18 @@ def test_at_pgd_schedule_pilot_parses_its_grid_and_refuses_a_bad_entry_in_one_li
     pilot = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pilot)
     assert pilot.parse_schedules("4:10:0.04, 3:40:0.01,") == [(4, 10, 0.04), (3, 40, 0.01)]
-    for bad in ("4:10", "four:10:0.04", "4:10:x"):
-        with pytest.raises(SystemExit, match=r"bad schedule .*EPOCHS:STEPS:STEP_SIZE") as raised:
+    assert pilot.parse_schedules("10:10:0.0157:0.0627") == [(10, 10, 0.0157, 0.0627)]  # LISA's eps given
+    for bad in ("4:10", "four:10:0.04", "4:10:x", "4:10:0.04:0.3:1"):
+        with pytest.raises(SystemExit, match=r"bad schedule .*EPOCHS:STEPS:STEP_SIZE\[:EPS\]") as raised:
             pilot.parse_schedules(bad)
         assert "\n" not in str(raised.value)
+    # The choice: lowest deciding error (LISA's worst case), clean breaking ties; rows lacking it never chosen.
+    rows = [{"epochs": 10, "val": {"clean": 3.0, "worst case": 80.0}},
+            {"epochs": 20, "val": {"clean": 2.0, "worst case": 80.0}},
+            {"epochs": 5, "val": {"clean": 1.0, "worst case": 85.0}},
+            {"epochs": 1, "val": {"clean": 0.5, "pgd_n": 1.0}}]
+    assert pilot.chosen(rows, "worst case")["epochs"] == 20
+    assert pilot.chosen(rows, "pgd_n")["epochs"] == 1 and pilot.chosen([], "pgd_n") is None
 
 
 def test_mnist_at_pgd_default_is_the_schedule_chosen_on_val():
@@ -188,3 +202,20 @@ def test_mnist_at_pgd_default_is_the_schedule_chosen_on_val():
     assert (at.recipe.epochs, at.eps, at.attack_steps, at.step_size) == (10, 0.3, 10, 0.04)
     assert (at.recipe.optimizer, at.recipe.learning_rate) == ("adam", 5e-4)
     assert presets.get("lisa").at_pgd.recipe.epochs == 10 and presets.get("lisa").at_pgd.attack_steps == 10
+
+
+def test_baselines_rows_are_named_by_path_and_a_missing_record_is_one_line(tmp_path):
+    """bench/train_mnist_baselines.py --paths: NONE and the trained rows in Table order, the evaluations' list."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_mnist_baselines",
+                                                  ROOT / "bench" / "train_mnist_baselines.py")
+    rows = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rows)
+    with pytest.raises(SystemExit, match="bench-baselines.json is missing; train the rows first") as raised:
+        rows.paths(str(tmp_path))
+    assert "\n" not in str(raised.value)
+    (tmp_path / "bench-baselines.json").write_text(json.dumps({
+        "machine": {}, "HGD_PP": {"defense_path": "defenses/h.d/hgd.keras"},
+        "ARN_PP": {"defense_path": "defenses/a.d/arn.keras"}}))
+    assert rows.paths(str(tmp_path)) == "none,defenses/a.d/arn.keras,defenses/h.d/hgd.keras"
