@@ -20,22 +20,7 @@ LISA_WS=${2:?lisa workspace}
 MNIST_LIMIT=${3:-1000}
 ARCHIVE=${4:-../shared/data/lisa-16.tar}
 PART=${PART:-all}
-ARNKIT=${ARNKIT:-.venv/bin/arnkit}
-PYTHON=${PYTHON:-.venv/bin/python}
-run() {
-  echo "== $(date -u +%FT%TZ) arnkit $*" >&2
-  if [[ -n "${DRY_RUN:-}" ]]; then echo "arnkit $*"; return; fi
-  /usr/bin/time -f "%e s wall, %M KB peak RSS" "$ARNKIT" "$@"
-}
-# `arnkit train --json` prints the run record: keep its defense_path for the evaluations
-TRAINED=none RUNS=0
-train() {
-  local out
-  out=$(run train "$@")
-  echo "$out"
-  if [[ -n "${DRY_RUN:-}" ]]; then RUNS=$((RUNS + 1)); TRAINED+=",<run $RUNS>"; return; fi
-  TRAINED+=",$("$PYTHON" -c 'import json,sys; print(json.loads(sys.stdin.read())["defense_path"])' <<<"$out")"
-}
+source "$(dirname "$0")/run_lib.sh"   # run, train, TRAINED
 
 if [[ $PART == all || $PART == mnist ]]; then
   # MNIST, Table 2's FWA columns for NONE and every row (gray box; AT_PGD and DOA attacked directly).

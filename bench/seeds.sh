@@ -15,23 +15,8 @@ set -euo pipefail
 DATASET=${1:?mnist or lisa}
 WS=${2:?workspace}
 SEEDS=${3:-0,1,2}
-ARNKIT=${ARNKIT:-.venv/bin/arnkit}
-PYTHON=${PYTHON:-.venv/bin/python}
-run() {
-  echo "== $(date -u +%FT%TZ) arnkit $*" >&2
-  if [[ -n "${DRY_RUN:-}" ]]; then echo "arnkit $*"; return; fi
-  /usr/bin/time -f "%e s wall, %M KB peak RSS" "$ARNKIT" "$@"
-}
+source "$(dirname "$0")/run_lib.sh"   # run, train, TRAINED
 want() { [[ ",$ROWS," == *",$1,"* ]]; }
-TRAINED=none RUNS=0
-# `arnkit train --json` prints the run record: keep its defense_path for the evaluation
-train() {
-  local out
-  out=$(run train "$@")
-  echo "$out"
-  if [[ -n "${DRY_RUN:-}" ]]; then RUNS=$((RUNS + 1)); TRAINED+=",<run $RUNS>"; return; fi
-  TRAINED+=",$("$PYTHON" -c 'import json,sys; print(json.loads(sys.stdin.read())["defense_path"])' <<<"$out")"
-}
 L=(--dataset "$DATASET" --workspace "$WS")
 case $DATASET in
   mnist)
