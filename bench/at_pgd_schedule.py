@@ -8,10 +8,11 @@ Each schedule EPOCHS:STEPS:STEP_SIZE[:EPS] fine-tunes the workspace's target wit
 8/255 on LISA; the rest from `arnkit.presets`) and is scored on the first LIMIT val images (0: all) against the
 robust classifier itself, which is the defense (no check runs: the pilot only ranks schedules). The columns are
 the ones the tables report for AT_PGD: MNIST's PGD_N (PGD-40 of .01, eps .3, random start), LISA's four sticker
-attacks AP1-AP4 with their worst case per image. Runs stay in WORKSPACE (use a scratch copy holding the target,
+attacks AP1-AP4 (and their worst case per image, shown). Runs stay in WORKSPACE (use a scratch copy holding the target,
 not the workspace of the tables, so `DEFENSES=all` never picks the pilots up); a schedule already scored is
 skipped. Rows go to WORKSPACE/at-pgd-schedule.json with the command, machine and date; the choice is the lowest
-error on the deciding column (MNIST PGD_N, LISA the worst case), clean error breaking ties.
+error on the deciding column, clean error breaking ties: MNIST's PGD_N; on LISA the mean of AP1-AP4, since the
+worst case per image saturates (98% on val for the preset's schedule: 6 of 381 images separate the schedules).
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ sys.path.insert(0, str(REPO))
 
 
 # (attacks scored on val, the column that decides) per dataset
-SCORED = {"mnist": ("pgd_n", "pgd_n"), "lisa": ("ap1,ap2,ap3,ap4", "worst case")}
+SCORED = {"mnist": ("pgd_n", "pgd_n"), "lisa": ("ap1,ap2,ap3,ap4", "mean of ap1-ap4")}
+
+
+def decider(row: dict, deciding: str) -> float | None:
+    """The row's error on the deciding column: a scored column, or "mean of a-b" over the a..b columns scored."""
+    val = row["val"]
+    if deciding.startswith("mean of "):
+        columns = [k for k in val if k not in ("clean", "worst case")]
+        return sum(val[k] for k in columns) / len(columns) if columns and "worst case" in val else None
+    return val.get(deciding)
 
 
 def parse_schedules(text: str) -> list[tuple]:
@@ -48,8 +58,8 @@ def parse_schedules(text: str) -> list[tuple]:
 
 def chosen(rows: list[dict], deciding: str) -> dict | None:
     """The row with the lowest error on the deciding column, clean error breaking ties."""
-    scored = [r for r in rows if deciding in r["val"]]
-    return min(scored, key=lambda r: (r["val"][deciding], r["val"].get("clean", 0.0)), default=None)
+    scored = [r for r in rows if decider(r, deciding) is not None]
+    return min(scored, key=lambda r: (decider(r, deciding), r["val"].get("clean", 0.0)), default=None)
 
 
 def main(argv: list[str]) -> None:
@@ -104,7 +114,7 @@ def main(argv: list[str]) -> None:
               + f" ({row['train_minutes']} min{', reused' if row['reused'] else ''})")
     best = chosen(mine, deciding)
     if best:
-        print(f"chosen on val ({deciding}): {best['epochs']} epochs of PGD-{best['attack_steps']} step "
+        print(f"chosen on val ({deciding} {decider(best, deciding):.2f}): {best['epochs']} epochs of PGD-{best['attack_steps']} step "
               f"{best['step_size']}" + (f" eps {best['eps']:g}" if best.get("eps") is not None else ""))
 
 

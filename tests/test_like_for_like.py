@@ -184,12 +184,15 @@ def test_at_pgd_schedule_pilot_parses_its_grid_and_refuses_a_bad_entry_in_one_li
         with pytest.raises(SystemExit, match=r"bad schedule .*EPOCHS:STEPS:STEP_SIZE\[:EPS\]") as raised:
             pilot.parse_schedules(bad)
         assert "\n" not in str(raised.value)
-    # The choice: lowest deciding error (LISA's worst case), clean breaking ties; rows lacking it never chosen.
-    rows = [{"epochs": 10, "val": {"clean": 3.0, "worst case": 80.0}},
-            {"epochs": 20, "val": {"clean": 2.0, "worst case": 80.0}},
-            {"epochs": 5, "val": {"clean": 1.0, "worst case": 85.0}},
+    # The choice: lowest deciding error (LISA: the mean of its AP columns, not the saturated worst case), clean
+    # breaking ties; rows lacking the column (another dataset's) are never chosen.
+    rows = [{"epochs": 10, "val": {"clean": 3.0, "ap1": 40.0, "ap2": 80.0, "worst case": 99.0}},
+            {"epochs": 20, "val": {"clean": 2.0, "ap1": 60.0, "ap2": 60.0, "worst case": 98.0}},
+            {"epochs": 5, "val": {"clean": 1.0, "ap1": 50.0, "ap2": 80.0, "worst case": 90.0}},
             {"epochs": 1, "val": {"clean": 0.5, "pgd_n": 1.0}}]
-    assert pilot.chosen(rows, "worst case")["epochs"] == 20
+    assert pilot.decider(rows[2], "mean of ap1-ap4") == 65.0
+    assert pilot.chosen(rows, "mean of ap1-ap4")["epochs"] == 20  # ties 10 on the mean; clean decides
+    assert pilot.chosen(rows, "worst case")["epochs"] == 5
     assert pilot.chosen(rows, "pgd_n")["epochs"] == 1 and pilot.chosen([], "pgd_n") is None
 
 
