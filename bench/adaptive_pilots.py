@@ -65,7 +65,7 @@ def gray_errors(defense_path: str, ws: Path, limit: int, split: str) -> dict[str
     clean = np.argmax(np.asarray(model(x, training=False)), -1)
     result = evaluate("mnist", "pgd_n,pgd_t", defenses=[defense_path], threat_model="gray", limit=limit,
                       split=split, sanity_checks=False, workspace=ws)
-    rows = {row["attack"]: row["error"] for row in result["rows"] if row["defense"] != "NONE"}
+    rows = {row["attack"]: row["error"] for row in result["rows"] if row["defense"].lower() != "none"}
     return {"gray_clean": round(100.0 * float(np.mean(clean != y)), 2), "gray_pgd_n": rows.get("pgd_n"),
             "gray_pgd_t": rows.get("pgd_t")}
 
@@ -79,12 +79,15 @@ def main() -> None:
                         help="images scored: val (pick a setting; the default) or test (report the chosen one)")
     parser.add_argument("--only", default="")
     args = parser.parse_args()
+    from arnkit.io import write_json_atomic
     from arnkit.pipeline.train import train_defense
 
     out_path = args.workspace / "adaptive-pilots.json"
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     names = [n for n in PILOTS if not args.only or n in args.only.split(",")]
     for name in names:
+        if f"{name}@{args.steps}@{args.split}" in results:  # scored already: a rerun resumes
+            continue
         started = time.perf_counter()
         record = train_defense("mnist", workspace=args.workspace, steps=args.steps, adaptive=True,
                                config_overrides=PILOTS[name])
@@ -101,7 +104,7 @@ def main() -> None:
             entry[f"white_seconds_{iterations}"] = round(time.perf_counter() - clock, 1)
         entry["white_limit"] = args.limit
         results[f"{name}@{args.steps}@{args.split}"] = entry
-        out_path.write_text(json.dumps(results, indent=1))
+        write_json_atomic(out_path, results)
         print(name, json.dumps({k: v for k, v in entry.items() if k not in ("defense_path",)}), flush=True)
 
 
