@@ -46,6 +46,14 @@ def group_of(record: dict[str, Any]) -> tuple[str, str]:
     return hashlib.sha256(identity.encode()).hexdigest()[:8], name
 
 
+def group_name(names: dict[str, str], identity: str, name: str) -> str:
+    """The display name of a seed group, kept in `names` ({identity: name}): its own name, or with its identity
+    digest when another group (same label, other options: say two AT_PGD schedules) already has that name."""
+    if identity not in names:
+        names[identity] = name if name not in names.values() else f"{name} {identity}"
+    return names[identity]
+
+
 def members(results: dict[str, Any], workspace: Workspace) -> dict[str, tuple[str, int | None]]:
     """{defense row name: (group name, seed)} for every defense of the evaluation."""
     out: dict[str, tuple[str, int | None]] = {}
@@ -56,9 +64,7 @@ def members(results: dict[str, Any], workspace: Workspace) -> dict[str, tuple[st
             continue
         record = read_record(workspace.locate(defense["path"]).parent / "record.json")
         identity, name = group_of(record)
-        taken = {v for k, v in names_by_identity.items() if k != identity}
-        names_by_identity.setdefault(identity, name if name not in taken else f"{name} {identity}")
-        out[defense["name"]] = (names_by_identity[identity], record.get("seed"))
+        out[defense["name"]] = (group_name(names_by_identity, identity, name), record.get("seed"))
     return out
 
 
@@ -144,8 +150,7 @@ def robust_on_target(results: dict[str, Any], workspace: Workspace) -> tuple[lis
         defense, _ = registry.load_file(path, dataset)
         predict[row] = lambda x, d=defense: d.predict(None, x)[0]
         seen[row] = list(record.get("seen") or [])
-        names.setdefault(identity, f"{name} on L")
-        members_out[row] = (names[identity], record.get("seed"))
+        members_out[row] = (group_name(names, identity, f"{name} on L"), record.get("seed"))
     return score_on_sets(sets, predict, seen), members_out
 
 

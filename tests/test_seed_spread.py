@@ -126,6 +126,17 @@ def test_robust_classifiers_on_the_evaluations_sets_keep_one_row_per_seed():
     assert worst["values"] == [50.0, 25.0] and worst["mean"] == pytest.approx(37.5)
 
 
+def test_groups_of_one_label_with_other_options_get_distinct_names():
+    """Two AT_PGD schedules (4 and 10 epochs) in one workspace, 3 seeds each: two groups, never one group with
+    each seed twice (which spread_rows refuses)."""
+    bench = _bench()
+    names: dict[str, str] = {}
+    records = [{"key": "at_pgd", "label": "at_pgd", "options": {"epochs": e}, "seed": s} for e in (4, 10) for s in range(3)]
+    got = [bench.group_name(names, *bench.group_of(r)) for r in records]
+    assert got[0] == got[1] == got[2] == "at_pgd" and got[3] == got[4] == got[5] != "at_pgd"
+    assert got[3].startswith("at_pgd ") and len(set(got)) == 2
+
+
 def test_the_sets_cache_key_uses_the_evaluations_limit():
     bench = _bench()
     assert bench.set_limit({"n": 1000}, 10_000) == 1000
