@@ -27,17 +27,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-# (attacks scored on val, the column that decides) per dataset
-SCORED = {"mnist": ("pgd_n", "pgd_n"), "lisa": ("ap1,ap2,ap3,ap4", "mean of ap1-ap4")}
+# (attacks scored on val, the columns whose mean error decides) per dataset
+SCORED = {"mnist": ("pgd_n", ("pgd_n",)), "lisa": ("ap1,ap2,ap3,ap4", ("ap1", "ap2", "ap3", "ap4"))}
 
 
-def decider(row: dict, deciding: str) -> float | None:
-    """The row's error on the deciding column: a scored column, or "mean of a-b" over the a..b columns scored."""
+def decider(row: dict, deciding: tuple[str, ...]) -> float | None:
+    """The row's mean val error over the deciding columns; None when it lacks one (another dataset's row)."""
     val = row["val"]
-    if deciding.startswith("mean of "):
-        columns = [k for k in val if k not in ("clean", "worst case")]
-        return sum(val[k] for k in columns) / len(columns) if columns and "worst case" in val else None
-    return val.get(deciding)
+    return sum(val[k] for k in deciding) / len(deciding) if all(k in val for k in deciding) else None
 
 
 def parse_schedules(text: str) -> list[tuple]:
@@ -56,7 +53,7 @@ def parse_schedules(text: str) -> list[tuple]:
     return schedules
 
 
-def chosen(rows: list[dict], deciding: str) -> dict | None:
+def chosen(rows: list[dict], deciding: tuple[str, ...]) -> dict | None:
     """The row with the lowest error on the deciding column, clean error breaking ties."""
     scored = [r for r in rows if decider(r, deciding) is not None]
     return min(scored, key=lambda r: (decider(r, deciding), r["val"].get("clean", 0.0)), default=None)
@@ -114,8 +111,9 @@ def main(argv: list[str]) -> None:
               + f" ({row['train_minutes']} min{', reused' if row['reused'] else ''})")
     best = chosen(mine, deciding)
     if best:
-        print(f"chosen on val ({deciding} {decider(best, deciding):.2f}): {best['epochs']} epochs of PGD-{best['attack_steps']} step "
-              f"{best['step_size']}" + (f" eps {best['eps']:g}" if best.get("eps") is not None else ""))
+        print(f"chosen on val (mean of {', '.join(deciding)}: {decider(best, deciding):.2f}): {best['epochs']} "
+              f"epochs of PGD-{best['attack_steps']} step {best['step_size']}"
+              + (f" eps {best['eps']:g}" if best.get("eps") is not None else ""))
 
 
 if __name__ == "__main__":

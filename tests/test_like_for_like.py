@@ -190,10 +190,11 @@ def test_at_pgd_schedule_pilot_parses_its_grid_and_refuses_a_bad_entry_in_one_li
             {"epochs": 20, "val": {"clean": 2.0, "ap1": 60.0, "ap2": 60.0, "worst case": 98.0}},
             {"epochs": 5, "val": {"clean": 1.0, "ap1": 50.0, "ap2": 80.0, "worst case": 90.0}},
             {"epochs": 1, "val": {"clean": 0.5, "pgd_n": 1.0}}]
-    assert pilot.decider(rows[2], "mean of ap1-ap4") == 65.0
-    assert pilot.chosen(rows, "mean of ap1-ap4")["epochs"] == 20  # ties 10 on the mean; clean decides
-    assert pilot.chosen(rows, "worst case")["epochs"] == 5
-    assert pilot.chosen(rows, "pgd_n")["epochs"] == 1 and pilot.chosen([], "pgd_n") is None
+    assert pilot.decider(rows[2], ("ap1", "ap2")) == 65.0 and pilot.decider(rows[3], ("ap1", "ap2")) is None
+    assert pilot.chosen(rows, ("ap1", "ap2"))["epochs"] == 20  # ties 10 on the mean; clean decides
+    assert pilot.chosen(rows, ("worst case",))["epochs"] == 5
+    assert pilot.chosen(rows, ("pgd_n",))["epochs"] == 1 and pilot.chosen([], ("pgd_n",)) is None
+    assert pilot.SCORED["lisa"][1] == ("ap1", "ap2", "ap3", "ap4")
 
 
 def test_mnist_at_pgd_default_is_the_schedule_chosen_on_val():
