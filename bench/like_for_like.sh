@@ -25,7 +25,7 @@ source "$(dirname "$0")/run_lib.sh"   # run, train, TRAINED
 if [[ $PART == all || $PART == mnist ]]; then
   # MNIST, Table 2's FWA columns for NONE and every row (gray box; AT_PGD and DOA attacked directly).
   if [[ -n "${DRY_RUN:-}" ]]; then ROWS="none,<the rows of $MNIST_WS/bench-baselines.json>"
-  else ROWS=$("$PYTHON" bench/train_mnist_baselines.py "$MNIST_WS" --paths); fi
+  else ROWS=$("$PYTHON" "$(dirname "$0")/train_mnist_baselines.py" "$MNIST_WS" --paths); fi
   run evaluate --dataset mnist --workspace "$MNIST_WS" --defense "$ROWS" --attack fwa_n,fwa_n@0.4,fwa_n@0.5 \
     --limit "$MNIST_LIMIT" --json
 fi
