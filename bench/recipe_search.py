@@ -183,6 +183,18 @@ def write(out: Path, stem: str, results: dict[str, Any]) -> None:
     write_bytes_atomic(out / f"{stem}.csv", buffer.getvalue().encode())
 
 
+def write_row(out: Path, stem: str, row: dict[str, Any]) -> None:
+    """Add one finished row to `out/stem.json` (and .csv), re-read under a lock: two searches may share a folder
+    (one scoring seeds 1-2 while another trains a lever), and a copy read at start would drop the other's rows."""
+    from arnkit.io import building
+
+    path = out / f"{stem}.json"
+    with building(path):
+        results = json.loads(path.read_text()) if path.exists() else {"rows": []}
+        results["rows"] = merged(results["rows"], [row])
+        write(out, stem, results)
+
+
 def merged(rows: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`rows` with `other`'s rows added, each replacing the row of the same (candidate, seed)."""
     theirs = {(r["candidate"], r["seed"]) for r in other}
@@ -347,8 +359,7 @@ def main(argv: list[str]) -> None:
             row = spawn(args, name, seed, out)
             row.update(host, dataset=args.dataset, date=time.strftime("%Y-%m-%d"), command=" ".join(["python bench/recipe_search.py", *argv]),
                        split=args.split, limit=args.limit)
-            results["rows"] = [r for r in results["rows"] if (r["candidate"], r["seed"]) != (name, seed)] + [row]
-            write(out, stem, results)
+            write_row(out, stem, row)
             print(json.dumps({k: row.get(k) for k in CSV_COLUMNS}), flush=True)
 
 

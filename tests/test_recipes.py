@@ -291,6 +291,22 @@ def test_search_resumes_and_a_gray_only_row_gains_its_white_box_in_place(tmp_pat
                                                                       ("recipe:paper", 50.0)]
 
 
+def test_two_searches_sharing_a_folder_keep_each_others_rows(tmp_path, monkeypatch):
+    search = _bench("recipe_search")
+    results = tmp_path / "recipe-search" / "mnist-val.json"
+
+    def fake_spawn(args, name, seed, out):  # made-up rows; while this one "trains", another search finishes a row
+        if name == "recipe:default":
+            search.write_row(out, "mnist-val", {"candidate": "default+guide=10", "recipe": "default", "seed": 0})
+        return {"candidate": name, "recipe": "default", "seed": seed, "gray": {"clean": 1.0}}
+
+    monkeypatch.setattr(search, "spawn", fake_spawn)
+    search.main(["--workspace", str(tmp_path), "--only", "recipe:default,recipe:paper"])
+    rows = json.loads(results.read_text())["rows"]
+    assert sorted(r["candidate"] for r in rows) == ["default+guide=10", "recipe:default", "recipe:paper"]
+    assert "default+guide=10" in (tmp_path / "recipe-search" / "mnist-val.csv").read_text()
+
+
 def test_merge_replaces_the_same_pairs_and_the_table_shows_seed_means(tmp_path, capsys):
     search = _bench("recipe_search")
     # made-up rows (not measurements): two seeds of one candidate, a white box on one only
