@@ -47,13 +47,15 @@ class TargetRecipe:
 class AdaptivePreset:
     """`arnkit train --adaptive`: the white-box PGD that attacks ARN while it trains (`ARNConfig.adaptive_*`).
     share: of each batch's natural images; eps: None = the dataset's budget; step_size 0 = 2.5 * eps / steps;
-    update: which of E and G learn from the examples. docs/results-mnist.md has the measured alternatives."""
+    update: which of E and G learn from the examples; learning_rate: None = the ARN preset's (a leak measured at
+    another rate keeps it). docs/results-mnist.md has the measured alternatives."""
 
     share: float = 0.5
     steps: int = 5
     eps: float | None = None
     step_size: float = 0.0
     update: str = "both"
+    learning_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -154,11 +156,13 @@ DOA_OWN_LISA = TargetRecipe(epochs=5, learning_rate=0.01, batch_size=256, schedu
 _DOA_LISA = OcclusionTrainingPreset(replace(DOA_OWN_LISA, epochs=30), select_val=381, dropout=0.0)
 
 PRESETS: dict[str, DatasetPreset] = {
-    # MNIST: `large` + lr 1e-3 + guidance 5 meets issue 4's goals in a 2-core, 20-minute budget (clean 1.40,
-    # PGD_N 2.80); the paper's own recipe is --width default --guide-weight 0 --learning-rate 1e-4. At 3,000
-    # steps lr 1e-3 beats the paper's 1e-4 (PGD_N 4.4 vs 8.6); wider networks cost 4-22 points on STA/FWA.
+    # MNIST: `large` + guidance 5 at the paper's Adam 1e-4, chosen on val by issue 29's rule (docs/recipes.md):
+    # over 3 seeds its worst column (FWA_N eps .4) is far below lr 1e-3's, at a cost on the pixel columns; lr 1e-3
+    # (the default until 2026-12-08, chosen on test by PGD_N) is `--learning-rate 1e-3`. The leak keeps 1e-3,
+    # the rate its rows were measured at (lr 1e-4 under --adaptive is not measured).
     "mnist": DatasetPreset("mnist", TargetRecipe(epochs=4),
-                           ARNPreset(_MNIST_WEIGHTS, steps=3000, learning_rate=1e-3, width="large", guide_weight=5.0),
+                           ARNPreset(_MNIST_WEIGHTS, steps=3000, learning_rate=1e-4, width="large", guide_weight=5.0,
+                                     adaptive=AdaptivePreset(learning_rate=1e-3)),
                            _AT_MNIST, seen=("pgd_n", "pgd_t"), pool=10000),
     "cifar10": DatasetPreset("cifar10", TargetRecipe(epochs=30), ARNPreset(_LARGE_WEIGHTS, steps=6000),
                              _AT_COLOUR, seen=("pgd_n", "pgd_t"), pool=10000),

@@ -89,8 +89,8 @@ class Resolved:
 
 _RECIPES = [
     ARNRecipe("default",
-              "what `arnkit train` trained before recipes: the dataset's preset (MNIST: width large, lr 1e-3, "
-              "guidance 5; arnkit/presets.py)"),
+              "the dataset's preset (arnkit/presets.py; MNIST: width large, Adam 1e-4, guidance 5, chosen on val "
+              "in docs/recipes.md; until 2026-12-08 lr 1e-3, now `--learning-rate 1e-3`)"),
     ARNRecipe("paper",
               "the paper's ARN (Eq. 1-8, Section 4.1: width default, Adam 1e-4 constant, no guidance); steps stay "
               "the dataset's CPU schedule, add --steps 20000 for the paper's",

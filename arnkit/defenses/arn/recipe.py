@@ -74,10 +74,13 @@ def arn_config(ctx: RunContext, *, n_steps: int, width: str | None, objective: s
     # The preset's ARN schedule applies to the paper objective; the reference objective keeps its own.
     paper = objective == "paper"
     overrides = dict(config_overrides or {})
+    preset_rate = preset.arn.learning_rate
+    if adaptive and preset.arn.adaptive.learning_rate is not None:
+        preset_rate = preset.arn.adaptive.learning_rate
     if learning_rate is not None:
         overrides["learning_rate"] = float(learning_rate)
-    elif paper and preset.arn.learning_rate is not None:
-        overrides.setdefault("learning_rate", preset.arn.learning_rate)
+    elif paper and preset_rate is not None:
+        overrides.setdefault("learning_rate", preset_rate)
     if width is None:
         width = preset.arn.width if paper else "default"
     if guide_weight is None:
