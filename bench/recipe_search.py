@@ -192,6 +192,21 @@ def write(out: Path, stem: str, results: dict[str, Any]) -> None:
     write_bytes_atomic(out / f"{stem}.csv", buffer.getvalue().encode())
 
 
+def current_names(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows stored before the base was named `v1` (2026-12-08) under today's names: `default+X` was a lever on
+    what is now `v1`, and MNIST's `recipe:default` at Adam 1e-3 is `v1` itself (MNIST's default is 1e-4 since)."""
+    out = []
+    for row in rows:
+        name = row["candidate"]
+        if name.startswith("default+"):
+            name = BASE[0] + name.removeprefix("default")
+        elif (name == "recipe:default" and row.get("dataset") == "mnist"
+              and (row.get("recipe_settings") or {}).get("learning_rate") == 1e-3):
+            name = BASE[0]
+        out.append({**row, "candidate": name})
+    return out
+
+
 def write_row(out: Path, stem: str, row: dict[str, Any]) -> None:
     """Add one finished row to `out/stem.json` (and .csv), re-read under a lock: two searches may share a folder
     (one scoring seeds 1-2 while another trains a lever), and a copy read at start would drop the other's rows."""
@@ -200,7 +215,7 @@ def write_row(out: Path, stem: str, row: dict[str, Any]) -> None:
     path = out / f"{stem}.json"
     with building(path):
         results = json.loads(path.read_text()) if path.exists() else {"rows": []}
-        results["rows"] = merged(results["rows"], [row])
+        results["rows"] = merged(current_names(results["rows"]), current_names([row]))
         write(out, stem, results)
 
 
@@ -339,10 +354,17 @@ def main(argv: list[str]) -> None:
     stem = f"{args.dataset}-{args.split}"
     path = out / f"{stem}.json"
     results = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    if current_names(results["rows"]) != results["rows"]:  # stored under the old names: rewrite them once
+        from arnkit.io import building
+
+        with building(path):
+            results = json.loads(path.read_text())
+            results["rows"] = current_names(results["rows"])
+            write(out, stem, results)
     if args.merge:
         # Two searches run side by side write two folders (--out); this takes the other's rows into this one,
         # a row of the other replacing the same (candidate, seed) here.
-        results["rows"] = merged(results["rows"], json.loads(Path(args.merge).read_text())["rows"])
+        results["rows"] = merged(results["rows"], current_names(json.loads(Path(args.merge).read_text())["rows"]))
         write(out, stem, results)
     if args.table:
         print(table(results["rows"]))

@@ -320,14 +320,31 @@ def test_two_searches_sharing_a_folder_keep_each_others_rows(tmp_path, monkeypat
 
     def fake_spawn(args, name, seed, out):  # made-up rows; while this one "trains", another search finishes a row
         if name == "recipe:default":
-            search.write_row(out, "mnist-val", {"candidate": "default+guide=10", "recipe": "default", "seed": 0})
+            search.write_row(out, "mnist-val", {"candidate": "v1+guide=10", "recipe": "default", "seed": 0})
         return {"candidate": name, "recipe": "default", "seed": seed, "gray": {"clean": 1.0}}
 
     monkeypatch.setattr(search, "spawn", fake_spawn)
     search.main(["--workspace", str(tmp_path), "--only", "recipe:default,recipe:paper"])
     rows = json.loads(results.read_text())["rows"]
-    assert sorted(r["candidate"] for r in rows) == ["default+guide=10", "recipe:default", "recipe:paper"]
-    assert "default+guide=10" in (tmp_path / "recipe-search" / "mnist-val.csv").read_text()
+    assert sorted(r["candidate"] for r in rows) == ["recipe:default", "recipe:paper", "v1+guide=10"]
+    assert "v1+guide=10" in (tmp_path / "recipe-search" / "mnist-val.csv").read_text()
+
+
+def test_rows_stored_under_the_old_base_name_are_renamed_once_to_v1(tmp_path, monkeypatch):
+    search = _bench("recipe_search")
+    monkeypatch.setattr(search, "spawn", lambda args, name, seed, out: {"candidate": name, "seed": seed})
+    folder = tmp_path / "recipe-search"
+    folder.mkdir()
+    # made-up rows: MNIST's default at 1e-3 (now `v1`), a lever on it, LISA's default (still the default)
+    old = [{"candidate": "recipe:default", "dataset": "mnist", "seed": 0, "recipe_settings": {"learning_rate": 1e-3}},
+           {"candidate": "default+guide=0", "dataset": "mnist", "seed": 0},
+           {"candidate": "recipe:default", "dataset": "lisa", "seed": 0, "recipe_settings": {"learning_rate": 1e-3}}]
+    (folder / "mnist-val.json").write_text(json.dumps({"rows": old}))
+    search.main(["--workspace", str(tmp_path), "--only", "v1+guide=0,recipe:paper"])  # v1+guide=0 is found done
+    stored = json.loads((folder / "mnist-val.json").read_text())["rows"]
+    assert [r["candidate"] for r in stored] == ["v1", "v1+guide=0", "recipe:default", "recipe:paper"]
+    known = {name for name, _, _ in search.candidates()}
+    assert {"v1", "v1+guide=0", "recipe:default"} <= known and not any(n.startswith("default+") for n in known)
 
 
 def test_merge_replaces_the_same_pairs_and_the_table_shows_seed_means(tmp_path, capsys):
